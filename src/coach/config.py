@@ -1,0 +1,85 @@
+"""The one settings object: every knob is an environment variable with the COACH_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("coach", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Read once at start; front doors and tests build their own with overrides."""
+
+    model_config = SettingsConfigDict(env_prefix="COACH_", extra="ignore")
+
+    # --- LLM (any OpenAI-compatible endpoint) -------------------------------------------
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1. "
+        "Unset with no API key: grade offline.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key for the LLM endpoint (local servers accept any)."
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the endpoint.")
+    llm_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for the LLM's TCP connection."
+    )
+    llm_read_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds to wait for the LLM's answer before falling back."
+    )
+    llm_max_tokens: int = Field(default=700, gt=0, description="Cap on tokens the LLM may write.")
+    llm_temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive LLM failures that open the circuit breaker."
+    )
+    llm_breaker_cooldown: float = Field(
+        default=60.0, ge=0, description="Seconds to grade offline after the breaker opens."
+    )
+
+    # --- Content --------------------------------------------------------------------------
+    content_dir: Path | None = Field(
+        default=None,
+        description="Folder holding prompts/, rubrics/ and questions/ (default: the shipped ones).",
+    )
+    extra_questions_dir: Path | None = Field(
+        default=None, description="Folder of your own question YAML files, added to the bank."
+    )
+
+    # --- Storage and limits -----------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="Where coach keeps its files."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in the data dir."
+    )
+    max_answer_chars: int = Field(
+        default=60_000, gt=0, description="Longest single answer accepted, in characters."
+    )
+    max_upload_bytes: int = Field(
+        default=400_000, gt=0, description="Largest whole-answer upload accepted, in bytes."
+    )
+
+    @property
+    def llm_enabled(self) -> bool:
+        """An LLM is used when an endpoint or a key is given; otherwise grading is offline."""
+        return bool(self.llm_base_url or self.llm_api_key)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'coach.db'}"
+
+
+def settings_help() -> str:
+    """One line per setting, for `coach --help` and the README."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default_factory is None else "(per-user data folder)"
+        lines.append(f"COACH_{name.upper()}  {field.description}  [default: {default}]")
+    return "\n".join(lines)

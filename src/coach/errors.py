@@ -1,0 +1,69 @@
+"""Every error coach raises on purpose, each with a message that says how to fix it."""
+
+from __future__ import annotations
+
+
+class CoachError(Exception):
+    """Base of coach's own errors; front doors turn these into messages, never tracebacks."""
+
+    code = "coach_error"
+
+
+class ContentError(CoachError):
+    """A question, rubric or prompt file is missing or does not match its schema."""
+
+    code = "content_invalid"
+
+
+class UnknownQuestionError(CoachError):
+    """No question has the requested id."""
+
+    code = "unknown_question"
+
+
+class InputError(CoachError):
+    """Candidate input was rejected; the session it was meant for is unchanged."""
+
+    code = "invalid_input"
+
+
+class EmptyInputError(InputError):
+    """The text was empty or only whitespace."""
+
+    code = "empty_input"
+
+
+class BinaryInputError(InputError):
+    """The bytes were not text (NUL bytes, undecodable, or mostly control characters)."""
+
+    code = "binary_input"
+
+
+class InputTooLargeError(InputError):
+    """The text is longer than the configured limit."""
+
+    code = "input_too_large"
+
+
+class InterviewStateError(CoachError):
+    """The requested action does not fit the interview's current state."""
+
+    code = "invalid_state"
+
+
+class LLMError(CoachError):
+    """The LLM could not give a usable grade; callers fall back to the offline grader."""
+
+    code = "llm_error"
+
+
+class LLMUnavailableError(LLMError):
+    """Timeout, connection failure, rate limit or server error from the LLM endpoint."""
+
+    code = "llm_unavailable"
+
+
+class LLMInvalidOutputError(LLMError):
+    """The LLM answered, but not with JSON matching the grade schema."""
+
+    code = "llm_invalid_output"
