@@ -34,6 +34,15 @@ class MistakeFinding(GradeModel):
     phase: PhaseId | None = None
 
 
+class TokenUsage(GradeModel):
+    """What one LLM call cost; cached tokens are 0 when the server does not report them."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
 class PhaseGrade(GradeModel):
     phase: PhaseId
     score: int = Field(ge=0, le=4)
@@ -49,6 +58,7 @@ class PhaseGrade(GradeModel):
     corrections: list[str] = Field(
         default_factory=list, description="What code changed in the LLM's answer, and why."
     )
+    usage: TokenUsage | None = Field(default=None, description="LLM tokens spent on this grade.")
 
 
 class PhaseTime(GradeModel):
@@ -73,4 +83,4 @@ class Report(GradeModel):
     weakest_phase: PhaseId
     time_per_phase: list[PhaseTime] = Field(default_factory=list)
     sources: list[GradeSource] = Field(description="Which graders produced the phase scores.")
-    split_method: Literal["headings", "content", "interview"] | None = None
+    split_method: Literal["headings", "content", "llm", "interview"] | None = None

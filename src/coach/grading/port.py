@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from coach.content.models import PhaseId, Question
 from coach.grading.models import MistakeFinding, PhaseGrade
@@ -15,6 +15,14 @@ class PushbackExchange:
 
     prompt: str
     reply: str
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """An uploaded answer cut into phases; a phase with nothing is absent or empty."""
+
+    sections: dict[PhaseId, str]
+    method: Literal["headings", "content", "llm"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +57,5 @@ class Grader(Protocol):
     def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade: ...
 
     def find_mistakes(self, request: AnswerReviewRequest) -> list[MistakeFinding]: ...
+
+    def split(self, text: str) -> SplitResult: ...

@@ -7,7 +7,6 @@ from coach.content.models import PHASE_IDS
 from coach.grading.models import Report
 from coach.grading.port import AnswerReviewRequest, Grader, PhaseGradingRequest
 from coach.grading.report import build_report
-from coach.grading.splitter import split_into_phases
 
 
 def grade_answer(
@@ -15,7 +14,7 @@ def grade_answer(
 ) -> Report:
     """Phase-by-phase report for one uploaded answer (text already passed clean_text)."""
     question = content.question(question_id) if question_id else None
-    split = split_into_phases(text)
+    split = grader.split(text)
     grades = [
         grader.grade_phase(
             PhaseGradingRequest(
