@@ -121,15 +121,16 @@ def _load_questions(folders: list[Path]) -> tuple[dict[str, Question], dict[str,
         for path in sorted(folder.glob("*.y*ml")):
             question = load_model(path, Question)
             if question.id in found:
-                raise ContentError(
-                    f"{path}: question id {question.id!r} is already used by {found[question.id][1]}."
-                )
+                first = found[question.id][1]
+                raise ContentError(f"{path}: question id {question.id!r} is already used by {first}.")
             found[question.id] = (question, path)
             for alias in question.aliases:
                 aliases[alias] = question.id
     if not found:
         raise ContentError(f"no question files (*.yaml) found in {', '.join(map(str, folders))}.")
-    ordered = sorted(found.values(), key=lambda qp: (not qp[0].canonical, qp[0].title.lower()))
+    ordered = sorted(
+        found.values(), key=lambda qp: (not qp[0].canonical, qp[0].rank, qp[0].title.lower())
+    )
     return {q.id: q for q, _ in ordered}, aliases
 
 

@@ -52,8 +52,32 @@ class CriterionCues(StrictModel):
     needs_reasoning: bool = Field(
         default=False, description="The matching sentence must also give a reason."
     )
+    across_sentences: bool = Field(
+        default=False,
+        description="Patterns may match in different sentences (else all in one sentence).",
+    )
+    min_distinct_matches: int = Field(
+        default=1, ge=1, description="Distinct matched texts needed; repeats never count."
+    )
+    window: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Patterns may match in sentences this many places apart (same section).",
+    )
+    touch: list[NonEmpty] = Field(
+        default_factory=list,
+        description="Weaker regexes: the topic came up (a score of 1) without meeting this.",
+    )
+    anywhere: bool = Field(
+        default=False,
+        description="Specific enough to count in full when met outside the phase's section.",
+    )
+    reject_hedged: bool = Field(
+        default=False, description="A sentence that hedges (it depends, maybe) does not count."
+    )
 
-    _valid = field_validator("patterns")(_check_regexes)
+    _valid = field_validator("patterns", "touch")(_check_regexes)
 
 
 class Criterion(StrictModel):
@@ -61,6 +85,13 @@ class Criterion(StrictModel):
     title: NonEmpty
     levels: dict[int, NonEmpty] = Field(description="Descriptor for each level 0..4.")
     cues: CriterionCues
+    weight: float = Field(default=1.0, gt=0, description="Share of the phase score.")
+    cap_if_unmet: int | None = Field(
+        default=None, ge=0, le=4, description="Highest phase score while this is not met."
+    )
+    tip: NonEmpty | None = Field(
+        default=None, description="One concrete thing to do when this criterion is missing."
+    )
 
     @field_validator("levels")
     @classmethod
@@ -184,6 +215,7 @@ class Question(StrictModel):
     title: NonEmpty
     prompt: NonEmpty = Field(description="The question as the interviewer first states it.")
     canonical: bool = False
+    rank: int = Field(default=100, ge=0, description="Listing order; lower comes first.")
     difficulty: Literal["easy", "medium", "hard"]
     tags: list[NonEmpty] = Field(min_length=1)
     aliases: list[Slug] = Field(default_factory=list)

@@ -1,0 +1,568 @@
+"""The `coach` command: a thin terminal front door over the content, the engine and the graders.
+
+Every command parses its input, calls one core function and formats the result. Any
+CoachError becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.markup import escape
+
+from coach.config import Settings, settings_help
+from coach.content.loader import Content, load_content
+from coach.content.models import PHASE_IDS, Question
+from coach.engine import InterviewEngine, Session, Turn
+from coach.errors import CoachError, InputError, InterviewStateError
+from coach.render import duration, grade_text, report_markdown, report_text
+from coach.sessions_file import SessionFiles
+from coach.text_input import decode_upload
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_ERROR = 2
+_URL_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def _settings_epilog() -> str:
+    """settings_help() as an indented list; escaped so Rich prints '[default: ...]' as is."""
+    lines = ["Settings (environment variables; `coach settings` shows the values in effect):", ""]
+    for raw in settings_help().splitlines():
+        name, _, rest = raw.partition("  ")
+        lines.append(f"  {name}")
+        for chunk in textwrap.wrap(" ".join(rest.split()), width=74):
+            lines.append(f"      {chunk}")
+    return escape("\n".join(lines))
+
+
+app = typer.Typer(
+    name="coach",
+    help="Practise system design interviews: study the six phases, run a mock interview, "
+    "or grade a written answer. Works offline; set COACH_LLM_BASE_URL or COACH_LLM_API_KEY "
+    "to grade with an LLM.",
+    epilog=_settings_epilog(),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+# --- shared plumbing ------------------------------------------------------------------------
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn coach's own errors into one clean line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CoachError as exc:
+            raise _fail(str(exc)) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "COACH_" + "_".join(str(p) for p in err["loc"]).upper()
+        raise CoachError(
+            f"{name}: {err['msg']} (got {err.get('input')!r}). Fix or unset that variable."
+        ) from None
+
+
+def _content(settings: Settings) -> Content:
+    return load_content(settings)
+
+
+def _grader_description(settings: Settings) -> str:
+    if not settings.llm_enabled:
+        return "offline grader (no LLM configured)"
+    where = settings.llm_base_url or "the OpenAI API"
+    return f"LLM {settings.llm_model} at {where}, offline grader as fallback"
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+# --- coach questions --------------------------------------------------------------------------
+
+
+class Difficulty(StrEnum):
+    easy = "easy"
+    medium = "medium"
+    hard = "hard"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, ["-" * w for w in widths], *rows]
+    )
+
+
+@app.command("questions")
+@_friendly
+def questions_command(
+    tag: Annotated[str | None, typer.Option(help="Only questions with this tag.")] = None,
+    difficulty: Annotated[
+        Difficulty | None, typer.Option(help="Only questions of this difficulty.")
+    ] = None,
+) -> None:
+    """List the question bank: id, title, difficulty and tags, canonical questions first."""
+    content = _content(_settings())
+    chosen = [
+        q
+        for q in content.questions.values()
+        if (tag is None or tag.lower() in (t.lower() for t in q.tags))
+        and (difficulty is None or q.difficulty == difficulty.value)
+    ]
+    if not chosen:
+        typer.echo("No questions match those filters. Run `coach questions` to see them all.")
+        return
+    rows = [
+        [q.id + (" *" if q.canonical else ""), q.title, q.difficulty, ", ".join(q.tags)]
+        for q in chosen
+    ]
+    typer.echo(_table(["id", "title", "difficulty", "tags"], rows))
+    if any(q.canonical for q in chosen):
+        typer.echo("\n* canonical question (from the course's simulator)")
+
+
+# --- coach study ------------------------------------------------------------------------------
+
+
+def _indent(text: str, prefix: str = "    ", width: int = 96) -> str:
+    out = []
+    for para in text.strip().splitlines():
+        if not para.strip():
+            out.append("")
+            continue
+        lead = len(para) - len(para.lstrip())
+        body = " ".join(para.split())
+        bullet = body[:2] if body[:2] in ("- ", "* ") else ""
+        out += textwrap.wrap(
+            body,
+            width=width,
+            initial_indent=prefix + " " * lead,
+            subsequent_indent=prefix + " " * (lead + len(bullet)),
+        )
+    return "\n".join(out)
+
+
+def _bullet(text: str, width: int = 96) -> str:
+    return textwrap.fill(
+        " ".join(text.split()), width=width, initial_indent="    - ", subsequent_indent="      "
+    )
+
+
+def _study_page(content: Content, question: Question, index: int) -> str:
+    phase = content.phases[index]
+    minutes = f"{phase.time_budget_minutes:g}"
+    lines = [
+        f"== Phase {phase.order} of {len(content.phases)}: {phase.title}  "
+        f"(time budget: about {minutes} min) ==",
+        "",
+        _indent(phase.purpose, "  "),
+        "",
+        "  The interviewer asks:",
+        _indent(phase.opening_question),
+        "",
+        "  Prompts to hit:",
+        *[_bullet(p) for p in phase.prompts_to_hit],
+        "",
+        f"  Model answer for {question.title}:",
+        _indent(question.model_answers[phase.id]),
+    ]
+    return "\n".join(lines)
+
+
+@app.command("study")
+@_friendly
+def study_command(
+    question: Annotated[str, typer.Argument(help="Question id, e.g. twitter.")],
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Print every phase at once, without pausing.")
+    ] = False,
+) -> None:
+    """Walk a question through the six phases: budget, prompts to hit, model answer."""
+    content = _content(_settings())
+    q = content.question(question)
+    typer.echo(f"{q.title}  [{q.difficulty}; {', '.join(q.tags)}]\n")
+    typer.echo(_indent(q.prompt, "  ") + "\n")
+    if show_all or not _stdin_is_tty():
+        for index in range(len(content.phases)):
+            typer.echo(_study_page(content, q, index) + "\n")
+        return
+    index = 0
+    while True:
+        typer.echo(_study_page(content, q, index) + "\n")
+        try:
+            choice = input("[Enter/n] next  [p] previous  [q] quit > ").strip().lower()
+        except EOFError:
+            choice = "q"
+        if choice == "q":
+            return
+        if choice == "p":
+            index = max(0, index - 1)
+        elif index == len(content.phases) - 1:
+            typer.echo("That was the last phase. Try it for real: coach practice " + q.id)
+            return
+        else:
+            index += 1
+
+
+# --- coach practice ---------------------------------------------------------------------------
+
+PRACTICE_HELP = """\
+Type your answer; a blank line sends it (paste as many paragraphs as you like, one per send).
+Commands:
+  /clarify <question>   ask a clarifying question (requirements phase); or start a line with ?
+  /next                 get this phase graded and move on
+  /time                 time used per phase against its budget
+  /finish               end now and get the report
+  /quit                 save and stop; resume later with --resume
+  /help                 this list"""
+
+
+COMMANDS = frozenset({"/clarify", "/next", "/time", "/finish", "/quit", "/help"})
+LineReader = Callable[[str], str | None]
+
+
+def _is_command(line: str) -> bool:
+    """A known command ends an answer being typed, so '/next' needs no blank line first."""
+    return line.strip().split(" ", 1)[0].lower() in COMMANDS
+
+
+def _line_reader(interactive: bool) -> LineReader:
+    def read(prompt: str) -> str | None:
+        if interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                return None
+        line = sys.stdin.readline()
+        return line if line else None
+
+    return read
+
+
+def _entries(read: LineReader) -> Iterator[tuple[str, str]]:
+    """(command, argument) pairs; a multi-line answer ends at a blank line or end of input."""
+    while True:
+        line = read("> ")
+        if line is None:
+            return
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("/"):
+            name, _, arg = stripped.partition(" ")
+            yield name.lower(), arg.strip()
+            continue
+        if stripped.startswith("?"):
+            yield "/clarify", stripped[1:].strip()
+            continue
+        lines = [line.rstrip("\n")]
+        more: str | None = None
+        while True:
+            more = read("  ")
+            if more is None or not more.strip() or _is_command(more):
+                break
+            lines.append(more.rstrip("\n"))
+        yield "answer", "\n".join(lines)
+        if more is None:
+            return
+        if _is_command(more):
+            name, _, arg = more.strip().partition(" ")
+            yield name.lower(), arg.strip()
+
+
+def _say(turn: Turn) -> None:
+    typer.echo(f"\nInterviewer: {turn.text}\n")
+
+
+def _resume_hint(session: Session) -> str:
+    return f"Interview saved. Resume it with: coach practice --resume {session.id}"
+
+
+def _time_table(engine: InterviewEngine, session: Session) -> str:
+    rows = []
+    for t in engine.time_per_phase(session):
+        if session.phases[PHASE_IDS.index(t.phase)].started_at is None:
+            continue
+        marker = "  (now)" if t.phase == session.phase and not session.finished else ""
+        over = "  over budget" if t.over_budget else ""
+        title = engine.content.phase(t.phase).title
+        rows.append(
+            f"  {title:<28} {duration(t.used_seconds):>6} of {duration(t.budget_seconds)}"
+            f"{over}{marker}"
+        )
+    return "Time used per phase:\n" + "\n".join(rows)
+
+
+def _show_report(session: Session, content: Content, store: SessionFiles) -> None:
+    assert session.report is not None
+    typer.echo("\n" + report_text(session.report, content))
+    closing = next((t for t in reversed(session.turns) if t.kind == "closing"), None)
+    if closing:
+        _say(closing)
+    typer.echo(f"Session saved in {store.path(session.id)}")
+
+
+def _practice_loop(
+    engine: InterviewEngine, session: Session, store: SessionFiles, interactive: bool
+) -> None:
+    content = engine.content
+    for command, arg in _entries(_line_reader(interactive)):
+        try:
+            if command == "answer":
+                for turn in engine.answer(session, arg):
+                    _say(turn)
+            elif command == "/clarify":
+                _say(engine.clarify(session, arg))
+            elif command == "/next":
+                result = engine.advance(session)
+                if result.outcome == "pushback":
+                    typer.echo("\nBefore we leave the deep dive, one challenge.")
+                    _say(result.turns[0])
+                else:
+                    assert result.grade is not None
+                    typer.echo("\n" + grade_text(result.grade, content))
+                    if result.outcome == "finished":
+                        store.save(session)
+                        _show_report(session, content, store)
+                        return
+                    _say(result.turns[-1])
+            elif command == "/time":
+                typer.echo(_time_table(engine, session))
+                continue
+            elif command == "/finish":
+                engine.finish(session)
+                store.save(session)
+                _show_report(session, content, store)
+                return
+            elif command == "/quit":
+                typer.echo(_resume_hint(session))
+                return
+            elif command == "/help":
+                typer.echo(PRACTICE_HELP)
+                continue
+            else:
+                typer.echo(f"error: unknown command {command}. Type /help for the list.", err=True)
+                continue
+        except (InputError, InterviewStateError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        store.save(session)
+    typer.echo("\nEnd of input. " + _resume_hint(session))
+
+
+@app.command("practice")
+@_friendly
+def practice_command(
+    question: Annotated[
+        str | None, typer.Argument(help="Question id, e.g. url-shortener (omit with --resume).")
+    ] = None,
+    candidate: Annotated[str | None, typer.Option(help="Your name, for the record.")] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue a saved interview by its session id.")
+    ] = None,
+) -> None:
+    """Run a mock interview in the terminal, phase by phase, with a grade after each."""
+    settings = _settings()
+    content = _content(settings)
+    from coach.grading.factory import make_grader, make_voice
+
+    engine = InterviewEngine(
+        content,
+        make_grader(settings, content),
+        voice=make_voice(settings, content),
+        max_answer_chars=settings.max_answer_chars,
+    )
+    store = SessionFiles(settings.data_dir / "sessions")
+    interactive = _stdin_is_tty()
+    if resume:
+        session = store.load(resume)
+        if question and content.question(question).id != session.question_id:
+            raise CoachError(
+                f"Session {session.id} is an interview on {session.question_id!r}, not "
+                f"{question!r}. Drop the question id when resuming."
+            )
+        title = content.question(session.question_id).title
+        if session.finished:
+            typer.echo(f"Interview {session.id} ({title}) is already finished.")
+            _show_report(session, content, store)
+            return
+        phase = content.phase(session.phase)
+        typer.echo(
+            f"Resuming interview {session.id}: {title}, phase {phase.order} of "
+            f"{len(PHASE_IDS)} ({phase.title})."
+        )
+        last = next((t for t in reversed(session.turns) if t.kind in ("opening", "pushback")), None)
+        if last:
+            _say(last)
+    else:
+        if not question:
+            raise CoachError(
+                "Name a question to practise (see `coach questions`), or pass --resume ID."
+            )
+        session = engine.start(question, candidate)
+        store.save(session)
+        title = content.question(session.question_id).title
+        typer.echo(f"Mock interview: {title}. Grading: {_grader_description(settings)}.")
+        typer.echo(f"Session {session.id}\n")
+        typer.echo(PRACTICE_HELP)
+        _say(session.turns[0])
+    try:
+        _practice_loop(engine, session, store, interactive)
+    except KeyboardInterrupt:
+        store.save(session)  # the engine commits whole changes, so this copy is consistent
+        typer.echo("\n" + _resume_hint(session))
+        raise typer.Exit(130) from None
+
+
+# --- coach grade ------------------------------------------------------------------------------
+
+
+def _read_answer_bytes(file: str | None, max_bytes: int) -> tuple[bytes, str]:
+    if file is None:
+        if _stdin_is_tty():
+            raise CoachError(
+                "Nothing to grade: give a FILE (coach grade answer.md) or pipe an answer on stdin."
+            )
+        file = "-"
+    if file == "-":
+        return sys.stdin.buffer.read(max_bytes + 1), "answer on stdin"
+    path = Path(file)
+    try:
+        if path.is_dir():
+            raise CoachError(
+                f"{file} is a folder, not a file. Give one Markdown or text answer "
+                "(to grade a labelled folder, use `coach eval`)."
+            )
+        with path.open("rb") as handle:
+            return handle.read(max_bytes + 1), f"file {file}"
+    except FileNotFoundError:
+        raise CoachError(
+            f"{file}: no such file. Check the path, or use '-' to read the answer from stdin."
+        ) from None
+    except PermissionError:
+        raise CoachError(f"{file}: permission denied. Make the file readable.") from None
+    except OSError as exc:
+        raise CoachError(f"{file}: cannot be read ({exc.strerror}).") from None
+
+
+@app.command("grade")
+@_friendly
+def grade_command(
+    file: Annotated[
+        str | None,
+        typer.Argument(help="Answer file (Markdown or text), or - for stdin.", show_default=False),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    question: Annotated[
+        str | None, typer.Option(help="Question id the answer is for (sharper grading).")
+    ] = None,
+) -> None:
+    """Grade a whole written answer: split into phases, score each, list mistakes."""
+    settings = _settings()
+    data, what = _read_answer_bytes(file, settings.max_upload_bytes)
+    text = decode_upload(data, max_bytes=settings.max_upload_bytes, what=what)
+    content = _content(settings)
+    from coach.grading.factory import make_grader
+    from coach.grading.upload import grade_answer
+
+    report = grade_answer(
+        text, content=content, grader=make_grader(settings, content), question_id=question
+    )
+    if json_out:
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(report_markdown(report, content), nl=False)
+
+
+# --- coach eval -------------------------------------------------------------------------------
+
+
+@app.command("eval")
+@_friendly
+def eval_command(
+    folder: Annotated[Path, typer.Argument(help="Folder with labels.json and the answers.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    runs: Annotated[
+        int, typer.Option(min=1, help="Grade each answer this many times (LLM stability).")
+    ] = 1,
+) -> None:
+    """Measure the configured grader against a labelled folder of answers."""
+    from coach.evaluation import evaluate_folder, render_table
+    from coach.grading.factory import make_grader
+
+    settings = _settings()
+    content = _content(settings)
+    if not folder.is_dir():
+        raise CoachError(f"{folder}: not a folder. Give the folder that holds labels.json.")
+
+    def progress(done: int, total: int, name: str) -> None:
+        typer.echo(f"[{done}/{total}] {name}", err=True)
+
+    result = evaluate_folder(
+        folder,
+        content=content,
+        grader=make_grader(settings, content),
+        runs=runs,
+        progress=progress,
+    )
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_table(result))
+
+
+# --- coach settings ---------------------------------------------------------------------------
+
+
+@app.command("settings")
+@_friendly
+def settings_command() -> None:
+    """Show the effective settings (secrets masked) and which grader they select."""
+    settings = _settings()
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = "******** (set)"
+        elif value is None:
+            shown = "(not set)"
+        elif name == "database_url":
+            shown = _URL_PASSWORD.sub(r"\1****@", str(value))
+        else:
+            shown = str(value)
+        typer.echo(f"COACH_{name.upper()}={shown}")
+    typer.echo(f"\nGrader: {_grader_description(settings)}")
+
+
+if __name__ == "__main__":
+    app()

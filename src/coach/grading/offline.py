@@ -1,0 +1,1471 @@
+"""The offline grader: deterministic rubric rules over the candidate's own sentences.
+
+It needs no network and gives the same grade for the same text every time. Each rubric
+criterion carries `cues` (regexes in rubrics/phases.yaml); a criterion is met when its cues
+match in the candidate's sentences, and every met criterion quotes the sentence that met it.
+Signals are counted as distinct matches, never as repetitions, so length and padding buy
+nothing. On top of the criteria it applies the scoring guide's hard rules: keyword stuffing
+scores 0, text addressed to the grader is never evidence, and wrong arithmetic caps the
+estimate at 1.
+
+Reusable helpers for the other detectors (mistakes, splitter):
+
+- `split_sentences(text)`: sentences with exact offsets, speaker, heading and hidden flags.
+- `analyse(text)`: the same, cached, plus per-sentence flags (reasoning, hedging, ...) and
+  `TextAnalysis.usable` (the candidate's own content: not headings, interviewer turns or
+  text addressed to the grader).
+- `has_reasoning`, `has_tradeoff`, `is_hedged`, `is_overclaim`, `is_injection`,
+  `is_keyword_list`, or all at once with `sentence_flags`: one-sentence tests.
+- `compile_cue(pattern)`: compile a rubric regex to run on `TextAnalysis.lowered`.
+- `check_arithmetic(text)`: order-of-magnitude slips in stated calculations and conversions.
+- `find_unitless_numbers(text)`: large derived numbers with no unit or noun.
+- `quote(text, start, end)`: a short exact substring around a match, for evidence.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from coach.content.models import Criterion, Phase, PhaseId
+from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
+from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
+from coach.grading.scoring import score_from_criteria
+
+if TYPE_CHECKING:
+    from coach.content.loader import Content
+
+MODEL_NAME = "offline-rules-v1"
+MAX_QUOTE = 200
+
+_I = re.IGNORECASE
+
+# --- one-sentence tests ----------------------------------------------------------------------
+
+_REASONING = re.compile(
+    r"\b(because|since(?!\s+\d)|so that|which means|that means|this means|meaning that|"
+    r"therefore|thus|hence|in order to|to avoid|to keep|to make sure|to prevent|to stop|"
+    r"otherwise|at the cost of|instead of|rather than|the reason|given that|as a result|"
+    r"due to|that's why|which is why|in exchange|trade-?offs?|the cost is|the price is|"
+    r"buys us|so\b(?! far| on\b| much| many| long)|but\b|unless|whereas|while\b|which (lets|keeps|"
+    r"makes|gives|avoids|means|matters)|this (lets|keeps|makes|gives|avoids)|"
+    r"(it|that|this) (lets|keeps|avoids|gives|matters|helps)|why\b|if\b|"
+    r"to (avoid|keep|make|handle|absorb|serve|spread|decouple|buffer|protect|reduce|cut|"
+    r"speed|let|allow|isolate|smooth|survive|scale|bound|cap|guarantee|ensure)\b|"
+    r"for (durability|availability|redundancy|speed|throughput|safety|fault tolerance|"
+    r"capacity|failover|resilience)\b)",
+    _I,
+)
+_TRADEOFF = re.compile(
+    r"\b(at the cost of|the cost is|costs? (us|a|an|more|extra)|downside|drawback|trade-?offs?|"
+    r"gives? up|we lose|we give up|in exchange|the price|buys? us|the catch|instead of|"
+    r"rather than|versus|vs\.?|compared (to|with)|on the other hand|whereas|"
+    r"(is|are) (simpler|cheaper|faster|slower|harder|easier|better|worse)\b[^.]*\bbut\b)",
+    _I,
+)
+_HEDGE = re.compile(
+    r"\b(it depends|depends on|depending on|maybe|might|perhaps|possibly|probably|"
+    r"could|not sure|hard to say|i guess|kind of|sort of|either way|both could work|"
+    r"both are valid|pros and cons)\b",
+    _I,
+)
+_OVERCLAIM = re.compile(
+    r"\b(obviously|clearly the (best|right)|the (best|right) (way|choice|option|database|"
+    r"approach|tool)|always (better|works|faster|right)|is always better|never (fails?|"
+    r"a problem)|no need to (think|worry|consider|check)|any amount|scales? (automatically|"
+    r"infinitely)|that's how every|every (modern )?company|won't be a problem|"
+    r"(there's )?no problem (there|with)|i wouldn't consider anything else|solves it|"
+    r"we don't need to worry|everyone (who has benchmarked|knows)|web-scale|"
+    r"the most reliable)\b",
+    _I,
+)
+_INJECTION = re.compile(
+    r"(\bnote to (the |any )?(evaluator|grader|reviewer|assessor|marker|ai|llm|model|"
+    r"automated)|\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(instructions?|rubric|"
+    r"criteria|guidelines|scoring|rules|previous|prior|above)\b|\b(award|assign|give|grant|"
+    r"score)\b[^.\n]{0,40}(\b\d\s*/\s*\d\b|\b4 out of 4\b|\bfull (marks|score|points)\b|"
+    r"\btop (score|marks)\b|\bperfect score\b|\bmaximum (score|points)\b|\ba score of\b|"
+    r"\boverall (score )?of 100\b)|\b(as an? |dear )(ai|llm|language model|grader|"
+    r"evaluator)\b|\b(grader|evaluator|assessor|rubric|automated (review|grading|scoring)|"
+    r"language model|llm)\b[^.\n]{0,80}\b(score|grade|marks?|points|award|assign|"
+    r"criteri(a|on)|pass)\b)",
+    _I,
+)
+_FAKE_GRADE = re.compile(
+    r"^\W*(requirements|estimation|api|data_model|architecture|deep_dive|overall(_0_100)?|"
+    r"phase_scores|hire_signal|score|grade)\W*\s*[:=]\s*[\"'{]?\s*[\d\w]",
+    _I,
+)
+_FAKE_GRADE_INLINE = re.compile(
+    r"[\"'](requirements|estimation|api|data_model|architecture|deep_dive|overall(_0_100)?|"
+    r"phase_scores|hire_signal)[\"']\s*:",
+    _I,
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'+#.-]*")
+_LIST_SEP = re.compile(r"[,/+;]|\band\b|\bor\b")
+_VERBISH = re.compile(
+    r"\b(is|are|was|be|been|being|goes|go|use|uses|used|store|stores|send|sends|returns?|"
+    r"has|have|can|will|would|should|must|need|needs|we|i|it|they|you|gets?|puts?|reads?|"
+    r"writes?|keeps?|takes?|makes?|runs?|lets?|holds?|calls?|pushes|pulls|picks?|means)\b",
+    _I,
+)
+
+
+def has_reasoning(sentence: str) -> bool:
+    """True when the sentence gives a reason or a consequence (because, so that, instead of...)."""
+    return bool(_REASONING.search(sentence))
+
+
+def has_tradeoff(sentence: str) -> bool:
+    """True when the sentence weighs a choice against something (at the cost of, versus...)."""
+    return bool(_TRADEOFF.search(sentence))
+
+
+def is_hedged(sentence: str) -> bool:
+    """True when the sentence refuses to commit (it depends, maybe, could, probably...)."""
+    return bool(_HEDGE.search(sentence))
+
+
+def is_overclaim(sentence: str) -> bool:
+    """True for unhedged certainty ("obviously the best", "handles any amount")."""
+    return bool(_OVERCLAIM.search(sentence))
+
+
+def is_injection(sentence: str) -> bool:
+    """True when the sentence talks to the grader or fakes a grade instead of answering."""
+    return bool(
+        _INJECTION.search(sentence)
+        or _FAKE_GRADE.search(sentence)
+        or len(_FAKE_GRADE_INLINE.findall(sentence)) >= 1
+    )
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Generic architecture vocabulary: fine in a reasoned sentence, a warning sign when a line
+# is nothing but these words.
+_BUZZ = _word_set(
+    """
+    scalability scalable scale horizontal vertical availability available latency fault
+    tolerance tolerant consistency consistent eventual durability durable security
+    encryption observability monitoring reliability reliable resilience resilient
+    elastic elasticity cloud-native microservices microservice serverless sharding
+    partitioning replication caching cdn balancer balancers balancing streaming event-driven
+    real-time distributed theorem nines polyglot persistence denormalization
+    materialized indexes bloom consensus quorum leaderless backpressure idempotency
+    pagination versioning throttling circuit breakers bulkheads backoff jitter tracing
+    chaos canary autoscaling orchestration mesh webhooks hyper-personalized ai-first
+    future-proof state-of-the-art best-in-class cutting-edge planet-scale zero-trust
+    defense-in-depth cqrs sourcing saga hateoas restful graphql grpc websockets
+    kubernetes docker kafka
+    """
+)
+
+
+# Upper-case words that are code, not names: SQL keywords and HTTP verbs.
+_CODE_WORDS = _word_set(
+    """
+    SELECT FROM WHERE ORDER BY LIMIT JOIN GROUP AND OR NOT NULL PRIMARY KEY INSERT
+    UPDATE DELETE GET POST PUT PATCH DESC ASC LIKE AS ON IN VALUES INDEX CREATE TABLE
+    INTO SET
+    """
+)
+
+
+def _tech_tokens(words: Sequence[str]) -> int:
+    """Buzzwords anywhere, plus capitalised names after the first word (not SQL or HTTP)."""
+    count = 0
+    for pos, word in enumerate(words):
+        if word.islower():
+            count += word in _BUZZ
+        elif word.lower() in _BUZZ or (pos and len(word) >= 2 and word not in _CODE_WORDS):
+            count += 1
+    return count
+
+
+_NUMERIC = re.compile(r"\d|[→=≈×<>]")
+_DIGIT = re.compile(r"\d")
+# Lines worth tokenising: a calculation or a restatement, or a large number.
+_CALC_HINT = re.compile(
+    r"[=≈→×*/÷+^~]|->|\sx\s|\b(that's|that is|which is|equals|divided by)\b|"
+    r"\d\s*[kmgtp]?i?b(ps|its?)?\b.*\bis\b",
+    re.IGNORECASE,
+)
+_BIG_NUMBER = re.compile(
+    r"\d{1,3}(,\d{3})+|\d{4,}|\d\s*(thousand|million|billion|trillion)", re.IGNORECASE
+)
+_FLOW = re.compile(r"[→=≈×]|->|=>")
+
+
+def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
+    """True for a bare run of technology names or buzzwords with nothing connecting them.
+
+    Three shapes: a line dense with product names and no reason ("Kafka, RabbitMQ, SQS");
+    a short verbless fragment of generic vocabulary ("Low latency", "CAP theorem, PACELC");
+    a verbless list of short items that carries names. Dense notes with numbers, arrows or
+    plain nouns ("out: search, DMs, ads"; "10B/day -> 116K QPS") are never flagged.
+    """
+    if _FLOW.search(sentence):
+        return False
+    words = _WORD.findall(sentence)
+    if not words:
+        return False
+    tech = _tech_tokens(words)
+    if reasoned is None:
+        reasoned = has_reasoning(sentence)
+    if tech >= 4 and tech / len(words) >= 0.3 and not reasoned:
+        return True
+    if tech >= 6 and tech / len(words) >= 0.4:
+        return True
+    if _NUMERIC.search(sentence) or reasoned or _VERBISH.search(sentence):
+        return False
+    if len(words) <= 6 and tech >= 1 and tech / len(words) >= 0.5:
+        return True
+    items = len(_LIST_SEP.findall(sentence)) + 1
+    return items >= 3 and len(words) / items <= 3.0 and tech >= 2
+
+
+# Three or more product names in a row ("Cassandra, DynamoDB, PostgreSQL and Elasticsearch").
+_NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
+_NAME_RUN = re.compile(rf"\b{_NAME}(?:(?:,\s+|,?\s+(?:and|or)\s+){_NAME}){{2,}}")
+
+
+# --- sentences -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence (or bullet, or code line) with its exact place in the text."""
+
+    start: int
+    end: int
+    text: str
+    interviewer: bool = False
+    heading: bool = False
+    hidden: bool = False
+
+
+_SPEAKER = re.compile(
+    r"^\s*[*_]{0,2}(interviewer|int|q|question|candidate|cand|me|a|answer|you|c|i)"
+    r"[*_]{0,2}\s*:[*_]{0,2}\s*",
+    _I,
+)
+_INTERVIEWER_LABEL = re.compile(r"^(interviewer|int|q|question|i)$", _I)
+_BULLET = re.compile(r"^\s*(?:[-*•+>]|\d{1,2}[.)])\s+")
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_SPLIT = re.compile(r"(?<=[.!?])[\"')\]*_]*\s+(?=[\"'(\[*_`~≈<A-Z0-9-])")
+_ABBREV = re.compile(r"\b(e\.g|i\.e|vs|etc|approx|mr|ms|dr|no|fig|cf|incl|est)\.$", _I)
+_HEADING_MD = re.compile(r"^\s*#{1,6}\s")
+_HEADING_BOLD = re.compile(r"^\s*(\*\*|__)[^*_]{1,80}(\*\*|__)\s*:?\s*$")
+_HEADING_BRACKET = re.compile(r"^\s*\[[^\]]{1,60}\]\s*$")
+_HEADING_STEP = re.compile(r"^\s*(step|part|phase|section)\s+[\w]+\b", _I)
+_HEADING_NUM = re.compile(r"^\s*\d{1,2}\s*[.)/:]\s*\S")
+
+
+def _is_heading(line: str) -> bool:
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if _HEADING_MD.match(stripped) or _HEADING_BOLD.match(stripped):
+        return True
+    if _HEADING_BRACKET.match(stripped):
+        return True
+    words = stripped.split()
+    letters = [ch for ch in stripped if ch.isalpha()]
+    if letters and all(ch.isupper() for ch in letters) and len(words) <= 8:
+        return True
+    ends_like_sentence = stripped[-1] in ".!?"
+    if stripped.endswith(":") and len(words) <= 6:
+        return True
+    if _HEADING_STEP.match(stripped) and len(words) <= 10 and not ends_like_sentence:
+        return True
+    if _HEADING_NUM.match(stripped) and len(words) <= 6 and not ends_like_sentence:
+        return not any(ch in stripped for ch in ",;=→")
+    return (
+        len(words) <= 3
+        and not ends_like_sentence
+        and not _BULLET.match(line)
+        and not any(ch.isdigit() for ch in stripped)
+        and not any(ch in stripped for ch in "(){}=→/")
+    )
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Split into sentences, bullets and code lines, keeping exact offsets into `text`.
+
+    Interviewer turns in a transcript, headings and hidden HTML comments are kept but
+    flagged, so callers can skip them: they are not the candidate's answer.
+    """
+    hidden_spans = [(m.start(), m.end()) for m in _COMMENT.finditer(text)]
+    sentences: list[Sentence] = []
+    interviewer = False
+    in_fence = False
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        line_start = offset
+        offset += len(line)
+        body = line.rstrip("\r\n")
+        if not body.strip():
+            continue
+        if _FENCE.match(body):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            heading, spans = False, _code_line_spans(body)
+        else:
+            speaker, heading, spans = _line_layout(body)
+            if speaker is not None:
+                interviewer = speaker
+        for a, b in spans:
+            start = line_start + a
+            sentences.append(
+                Sentence(
+                    start=start,
+                    end=line_start + b,
+                    text=body[a:b],
+                    interviewer=interviewer,
+                    heading=heading,
+                    hidden=any(lo <= start < hi for lo, hi in hidden_spans),
+                )
+            )
+    return sentences
+
+
+def _code_line_spans(body: str) -> tuple[tuple[int, int], ...]:
+    bullet = _BULLET.match(body)
+    pos = bullet.end() if bullet else 0
+    stripped = body[pos:].strip()
+    if not stripped:
+        return ()
+    start = body.index(stripped, pos)
+    return ((start, start + len(stripped)),)
+
+
+@lru_cache(maxsize=8192)
+def _line_layout(body: str) -> tuple[bool | None, bool, tuple[tuple[int, int], ...]]:
+    """(interviewer turn? None if no speaker label, heading?, sentence spans in the line)."""
+    pos = 0
+    speaker = _SPEAKER.match(body)
+    who: bool | None = None
+    if speaker:
+        who = bool(_INTERVIEWER_LABEL.match(speaker.group(1)))
+        pos = speaker.end()
+    heading = not speaker and _is_heading(body)
+    bullet = _BULLET.match(body, pos)
+    if bullet:
+        pos = bullet.end()
+    pieces = [body[pos:]] if heading else _split_line(body[pos:])
+    spans: list[tuple[int, int]] = []
+    cursor = pos
+    for piece in pieces:
+        start = body.index(piece, cursor) if piece else cursor
+        cursor = start + len(piece)
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + lead + len(stripped)))
+    return who, heading, tuple(spans)
+
+
+def _split_line(line: str) -> list[str]:
+    pieces: list[str] = []
+    last = 0
+    for match in _SPLIT.finditer(line):
+        before = line[last : match.start()]
+        if _ABBREV.search(before.rstrip("\"')]*_")):
+            continue
+        pieces.append(line[last : match.start()])
+        last = match.start()
+    pieces.append(line[last:])
+    return pieces
+
+
+def quote(text: str, start: int, end: int, focus: tuple[int, int] | None = None) -> str:
+    """An exact substring of `text` covering [start, end), cut to MAX_QUOTE around `focus`."""
+    if end - start <= MAX_QUOTE:
+        return text[start:end]
+    f_start, f_end = focus or (start, start + 1)
+    half = max(0, (MAX_QUOTE - (f_end - f_start)) // 2)
+    lo = max(start, f_start - half)
+    hi = min(end, lo + MAX_QUOTE)
+    lo = max(start, hi - MAX_QUOTE)
+    # Do not cut words in half: move inwards to the nearest space.
+    if lo > start:
+        space = text.find(" ", lo, hi)
+        if space != -1 and space < f_start:
+            lo = space + 1
+    if hi < end:
+        space = text.rfind(" ", lo, hi)
+        if space != -1 and space >= f_end:
+            hi = space
+    return text[lo:hi].strip()
+
+
+# --- whole-text analysis, cached -------------------------------------------------------------
+
+
+@dataclass
+class TextAnalysis:
+    """Sentences of one text with their flags; pattern matches are computed lazily."""
+
+    text: str
+    sentences: list[Sentence]
+    usable: list[bool]
+    reasoning: list[bool]
+    hedged: list[bool]
+    keyword_list: list[bool]
+    injection: list[bool]
+    overclaim: list[bool]
+    lowered: str = ""  # ASCII-lowercased copy, same offsets: cues run on it without IGNORECASE
+    _starts: list[int] = field(default_factory=list)
+    _matches: dict[int, dict[int, set[str]]] = field(default_factory=dict)
+
+    def sentence_index(self, offset: int) -> int | None:
+        pos = bisect.bisect_right(self._starts, offset) - 1
+        if pos < 0:
+            return None
+        return pos if offset < self.sentences[pos].end else None
+
+    def matches(self, pattern_id: int, pattern: re.Pattern[str]) -> dict[int, set[str]]:
+        """Sentence index -> distinct matched strings (lowercased) for one pattern."""
+        found = self._matches.get(pattern_id)
+        if found is None:
+            found = {}
+            for match in pattern.finditer(self.lowered):
+                idx = self.sentence_index(match.start())
+                if idx is not None and self.usable[idx]:
+                    found.setdefault(idx, set()).add(_norm(match.group(0)))
+            self._matches[pattern_id] = found
+        return found
+
+    @property
+    def content_sentences(self) -> list[int]:
+        return [i for i, ok in enumerate(self.usable) if ok]
+
+
+def _norm(matched: str) -> str:
+    return " ".join(matched.lower().split())
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def compile_cue(pattern: str) -> re.Pattern[str]:
+    """Compile a rubric cue to run on `TextAnalysis.lowered` (ASCII-lowercased text).
+
+    Cues are case-insensitive. Lowercasing the text once and compiling without IGNORECASE
+    is about twice as fast; a cue with literal capitals keeps the flag so it still matches.
+    """
+    literal_caps = re.search(r"(?<!\\)[A-Z]", pattern.replace("\\\\", ""))
+    flags = re.MULTILINE | (re.IGNORECASE if literal_caps else 0)
+    return re.compile(pattern, flags)
+
+
+@dataclass(frozen=True)
+class SentenceFlags:
+    """What one sentence does, independent of where it sits."""
+
+    injection: bool
+    reasoning: bool
+    hedged: bool
+    keyword_list: bool
+    overclaim: bool
+
+
+@lru_cache(maxsize=8192)
+def sentence_flags(sentence: str) -> SentenceFlags:
+    """All one-sentence tests at once; cached, since a section repeats the full text's sentences."""
+    reasoning = has_reasoning(sentence)
+    return SentenceFlags(
+        injection=is_injection(sentence),
+        reasoning=reasoning,
+        hedged=is_hedged(sentence),
+        keyword_list=is_keyword_list(sentence, reasoning),
+        overclaim=is_overclaim(sentence),
+    )
+
+
+# The same tests for a whole text at once: one scan per test instead of one call per sentence.
+_WHOLE_TEXT_TESTS = (
+    ("reasoning", re.compile(_REASONING.pattern)),
+    ("hedged", re.compile(_HEDGE.pattern)),
+    ("overclaim", re.compile(_OVERCLAIM.pattern)),
+    ("injection", re.compile(_INJECTION.pattern)),
+)
+_FLAGS: dict[str, SentenceFlags] = {}  # sentence text -> flags, shared by a text's sections
+_FLAGS_LIMIT = 50_000
+
+
+def _text_flags(lowered: str, sentences: list[Sentence], starts: list[int]) -> list[SentenceFlags]:
+    """Flags for every sentence; reuses `_FLAGS`, else one scan per test over the whole text."""
+    hits: dict[str, set[int]] | None = None
+    flags: list[SentenceFlags] = []
+    for i, sentence in enumerate(sentences):
+        known = _FLAGS.get(sentence.text)
+        if known is None:
+            if hits is None:
+                hits = _whole_text_hits(lowered, sentences, starts)
+            reasoning = i in hits["reasoning"]
+            text = sentence.text
+            known = SentenceFlags(
+                injection=i in hits["injection"]
+                or bool(_FAKE_GRADE.search(text) or _FAKE_GRADE_INLINE.search(text)),
+                reasoning=reasoning,
+                hedged=i in hits["hedged"],
+                keyword_list=is_keyword_list(text, reasoning),
+                overclaim=i in hits["overclaim"],
+            )
+            if len(_FLAGS) > _FLAGS_LIMIT:
+                _FLAGS.clear()
+            _FLAGS[text] = known
+        flags.append(known)
+    return flags
+
+
+def _whole_text_hits(
+    lowered: str, sentences: list[Sentence], starts: list[int]
+) -> dict[str, set[int]]:
+    hits: dict[str, set[int]] = {}
+    for name, pattern in _WHOLE_TEXT_TESTS:
+        found = hits[name] = set()
+        for match in pattern.finditer(lowered):
+            idx = bisect.bisect_right(starts, match.start()) - 1
+            if idx >= 0 and match.start() < sentences[idx].end:
+                found.add(idx)
+    return hits
+
+
+@lru_cache(maxsize=64)
+def analyse(text: str) -> TextAnalysis:
+    """Sentences of `text` with the flags the graders use; cached, so repeat calls are free."""
+    sentences = split_sentences(text)
+    starts = [s.start for s in sentences]
+    lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    flags = _text_flags(lowered, sentences, starts)
+    injection = [f.injection or s.hidden for s, f in zip(sentences, flags, strict=True)]
+    usable = [
+        not (s.interviewer or s.heading or inj) for s, inj in zip(sentences, injection, strict=True)
+    ]
+    return TextAnalysis(
+        text=text,
+        sentences=sentences,
+        usable=usable,
+        reasoning=[f.reasoning for f in flags],
+        hedged=[f.hedged for f in flags],
+        keyword_list=[f.keyword_list for f in flags],
+        injection=injection,
+        overclaim=[f.overclaim for f in flags],
+        lowered=lowered,
+        _starts=starts,
+    )
+
+
+def clear_caches() -> None:
+    """Forget cached analyses (benchmarks use it to time cold runs)."""
+    analyse.cache_clear()
+    sentence_flags.cache_clear()
+    _FLAGS.clear()
+    _line_layout.cache_clear()
+    check_arithmetic.cache_clear()
+    _line_items.cache_clear()
+    find_unitless_numbers.cache_clear()
+
+
+# --- arithmetic --------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"|(?P<op>[×*÷+]|\bdivided by\b|/)"
+    r"|(?P<eq>≈|~=|=|→|->|⇒|\bthat's\b|\bthat is\b|\bwhich is\b|\bequals\b|\bis\b)"
+    r"|(?P<lp>\()|(?P<rp>\))|(?P<caret>\^)"
+    r"|(?P<word>[A-Za-z][A-Za-z']*)"
+    r"|(?P<sep>[,;:.!?\n]|\s-\s)",
+    _I,
+)
+_MAGNITUDE = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "mn": 1e6,
+    "mm": 1e6,
+    "million": 1e6,
+    "millions": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+    "billions": 1e9,
+    "t": 1e12,
+    "trillion": 1e12,
+}
+_BYTES = {
+    "b": 1.0,
+    "byte": 1.0,
+    "bytes": 1.0,
+    "kb": 1e3,
+    "kib": 1024.0,
+    "mb": 1e6,
+    "mib": 1024.0**2,
+    "gb": 1e9,
+    "gib": 1024.0**3,
+    "tb": 1e12,
+    "tib": 1024.0**4,
+    "pb": 1e15,
+    "eb": 1e18,
+}
+_BITS = {
+    "bps": 1.0,
+    "kbps": 1e3,
+    "mbps": 1e6,
+    "gbps": 1e9,
+    "tbps": 1e12,
+    "bit": 1.0,
+    "bits": 1.0,
+    "kbit": 1e3,
+    "mbit": 1e6,
+    "gbit": 1e9,
+    "tbit": 1e12,
+    "kbits": 1e3,
+    "mbits": 1e6,
+    "gbits": 1e9,
+    "tbits": 1e12,
+}
+_PERIOD_SECONDS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "hour": 3600.0,
+    "hr": 3600.0,
+    "h": 3600.0,
+    "day": 86400.0,
+    "d": 86400.0,
+    "days": 86400.0,
+    "month": 2.592e6,
+    "mo": 2.592e6,
+    "year": 3.1536e7,
+    "yr": 3.1536e7,
+}
+_RATE_WORDS = {"qps": 1.0, "rps": 1.0, "tps": 1.0, "daily": 86400.0, "yearly": 3.1536e7}
+_FILLER = {"about", "roughly", "approximately", "around", "approx", "only", "just", "so", "nearly"}
+_ZERO_WORDS = {"per", "a", "an", "each", "every"}
+
+
+@dataclass
+class _Qty:
+    value: float
+    start: int
+    end: int
+    dim: str | None = None  # "bytes" | "bits" | None
+    unit_scale: float = 1.0  # what the byte or bit unit multiplied `value` by
+    period: float | None = None  # seconds in the rate's period, e.g. 86400 for "/day"
+    per_item: bool = False  # "/tweet", "per user": a rate over something that is not time
+    words: list[str] = field(default_factory=list)
+    factor: bool = False  # "3x": a multiplier, not a quantity
+
+
+@dataclass(frozen=True)
+class ArithmeticIssue:
+    """A stated calculation or conversion that is off by an order of magnitude or more."""
+
+    quote: str
+    stated: float
+    expected: float
+
+    @property
+    def ratio(self) -> float:
+        low, high = sorted((abs(self.stated), abs(self.expected)))
+        return high / low if low else float("inf")
+
+    def describe(self) -> str:
+        return (
+            f"'{self.quote}' states {_fmt(self.stated)} but the inputs give about "
+            f"{_fmt(self.expected)} (off by ~{self.ratio:,.0f}x)"
+        )
+
+
+def _fmt(value: float) -> str:
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= size:
+            return f"{value / size:,.3g}{suffix}"
+    return f"{value:,.3g}"
+
+
+def _tokens(line: str) -> list[tuple[str, str, int, int]]:
+    out = []
+    for match in _TOKEN.finditer(line):
+        kind = match.lastgroup or "sep"
+        out.append((kind, match.group(0), match.start(), match.end()))
+    return out
+
+
+def _raw_items(line: str) -> list[object]:
+    """Numbers with their units folded in; other tokens kept as (kind, text, start, end)."""
+    toks = _tokens(line)
+    items: list[object] = []
+    i = 0
+    while i < len(toks):
+        kind, raw, start, end = toks[i]
+        if kind != "num":
+            if kind == "op" and raw == "/":
+                prev = toks[i - 1] if i else None
+                nxt = toks[i + 1] if i + 1 < len(toks) else None
+                glued = prev and prev[3] == start and nxt and nxt[2] == end
+                if glued and prev[0] == "word" and nxt[0] == "word":
+                    items.append(("unitsep", raw, start, end))
+                    i += 1
+                    continue
+            items.append((kind, raw, start, end))
+            i += 1
+            continue
+        value = float(raw.replace(",", ""))
+        qty = _Qty(value=value, start=start, end=end)
+        i += 1
+        if line[end : end + 1] == "%":
+            qty.value /= 100
+        # 62^7, 3.5 x 10^12
+        if i + 1 < len(toks) and toks[i][0] == "caret" and toks[i + 1][0] == "num":
+            qty.value = value ** min(float(toks[i + 1][1].replace(",", "")), 30.0)
+            qty.end = toks[i + 1][3]
+            i += 2
+        if (
+            i + 3 < len(toks)
+            and toks[i][1] in ("×", "x", "*")
+            and toks[i + 1][1] == "10"
+            and toks[i + 2][0] == "caret"
+            and toks[i + 3][0] == "num"
+        ):
+            qty.value *= 10 ** min(float(toks[i + 3][1]), 30.0)
+            qty.end = toks[i + 3][3]
+            i += 4
+        absorbed = 0
+        while i < len(toks) and absorbed < 4:
+            t_kind, t_raw, t_start, t_end = toks[i]
+            low = t_raw.lower()
+            if t_kind == "op" and low == "/" and i + 1 < len(toks) and toks[i + 1][0] == "word":
+                nxt = toks[i + 1][1].lower()
+                if t_start == (qty.end if absorbed == 0 else toks[i - 1][3]) and (
+                    nxt in _PERIOD_SECONDS or not absorbed
+                ):
+                    if nxt in _PERIOD_SECONDS:
+                        qty.period = _PERIOD_SECONDS[nxt]
+                    else:
+                        qty.per_item = True
+                    qty.end = toks[i + 1][3]
+                    i += 2
+                    absorbed += 1
+                    continue
+            if t_kind == "unitsep" or (t_kind == "op" and low == "/" and absorbed):
+                if i + 1 < len(toks) and toks[i + 1][0] == "word":
+                    nxt = toks[i + 1][1].lower()
+                    if nxt in _PERIOD_SECONDS:
+                        qty.period = _PERIOD_SECONDS[nxt]
+                    else:
+                        qty.per_item = True
+                    i += 2
+                    absorbed += 1
+                    continue
+                break
+            if t_kind != "word":
+                break
+            gap = t_start - (qty.end if absorbed == 0 else toks[i - 1][3])
+            if absorbed == 0 and low in ("x", "×") and gap == 0:
+                qty.factor = True
+            elif absorbed == 0 and low in _MAGNITUDE and not (low == "b" and gap > 0):
+                qty.value *= _MAGNITUDE[low]
+                qty.words.append(low)
+                qty.end = t_end
+                i += 1
+                # "2 MB" after "1.2K": bytes can follow a magnitude
+                if i < len(toks) and toks[i][0] == "word" and toks[i][1].lower() in _BYTES:
+                    qty.unit_scale = _BYTES[toks[i][1].lower()]
+                    qty.value *= qty.unit_scale
+                    qty.dim = "bytes"
+                    qty.end = toks[i][3]
+                    i += 1
+                absorbed += 1
+                continue
+            elif low in _BYTES and absorbed <= 1:
+                qty.unit_scale = _BYTES[low]
+                qty.value *= qty.unit_scale
+                qty.dim = "bytes"
+            elif low in _BITS and absorbed <= 1:
+                qty.unit_scale = _BITS[low]
+                qty.value *= qty.unit_scale
+                qty.dim = "bits"
+                qty.period = 1.0
+            elif low in _RATE_WORDS:
+                qty.period = _RATE_WORDS[low]
+            elif low == "per" and i + 1 < len(toks) and toks[i + 1][0] == "word":
+                nxt = toks[i + 1][1].lower()
+                if nxt in _PERIOD_SECONDS:
+                    qty.period = _PERIOD_SECONDS[nxt]
+                else:
+                    qty.per_item = True
+                qty.words.extend([low, nxt])
+                qty.end = toks[i + 1][3]
+                i += 2
+                absorbed += 2
+                continue
+            elif low in ("a", "each", "every") and i + 1 < len(toks):
+                nxt = toks[i + 1][1].lower()
+                if toks[i + 1][0] == "word" and nxt in _PERIOD_SECONDS:
+                    qty.period = _PERIOD_SECONDS[nxt]
+                    qty.words.extend([low, nxt])
+                    qty.end = toks[i + 1][3]
+                    i += 2
+                    absorbed += 2
+                    continue
+                break
+            elif low in _EQ_WORDS or low in _FILLER or low in ("and", "or", "to", "of", "in"):
+                break
+            qty.words.append(low)
+            qty.end = t_end
+            i += 1
+            absorbed += 1
+        items.append(qty)
+    return items
+
+
+_EQ_WORDS = {"that's", "that", "which", "is", "equals"}
+
+
+def _evaluate(items: Sequence[object]) -> tuple[float, bool, bool] | None:
+    """Evaluate numbers joined by + x / and parentheses; returns (value, has_bytes, has_op)."""
+    output: list[float] = []
+    ops: list[str] = []
+    prec = {"+": 1, "*": 2, "/": 2}
+    has_bytes = False
+    has_op = False
+    expect_value = True
+
+    def apply() -> bool:
+        op = ops.pop()
+        if len(output) < 2:
+            return False
+        right, left = output.pop(), output.pop()
+        if op == "/" and right == 0:
+            return False
+        output.append(left + right if op == "+" else left * right if op == "*" else left / right)
+        return True
+
+    for item in items:
+        if isinstance(item, _Qty):
+            if not expect_value or item.factor:
+                return None
+            output.append(item.value)
+            has_bytes = has_bytes or item.dim is not None
+            expect_value = False
+            continue
+        kind, raw = item[0], item[1].lower()  # type: ignore[index]
+        if kind == "op":
+            if expect_value:
+                return None
+            op = "+" if raw == "+" else "/" if raw in ("/", "÷", "divided by") else "*"
+            while ops and ops[-1] != "(" and prec[ops[-1]] >= prec[op]:
+                if not apply():
+                    return None
+            ops.append(op)
+            has_op = True
+            expect_value = True
+        elif kind == "lp":
+            if not expect_value:
+                return None
+            ops.append("(")
+        elif kind == "rp":
+            while ops and ops[-1] != "(":
+                if not apply():
+                    return None
+            if not ops:
+                return None
+            ops.pop()
+        else:
+            return None
+    if expect_value:
+        return None
+    while ops:
+        if ops[-1] == "(" or not apply():
+            return None
+    return (output[0], has_bytes, has_op) if len(output) == 1 else None
+
+
+def _x_as_op(items: list[object]) -> list[object]:
+    """'100M x 500': a lone x between two numbers is multiplication."""
+    out: list[object] = []
+    for pos, item in enumerate(items):
+        if (
+            isinstance(item, tuple)
+            and item[0] == "word"
+            and item[1].lower() == "x"
+            and out
+            and isinstance(out[-1], _Qty)
+            and pos + 1 < len(items)
+            and isinstance(items[pos + 1], _Qty | tuple)
+        ):
+            nxt = items[pos + 1]
+            if isinstance(nxt, _Qty) or (isinstance(nxt, tuple) and nxt[0] == "lp"):
+                out.append(("op", "×", item[2], item[3]))
+                continue
+        out.append(item)
+    # "3 x" absorbed as a word of the number before: undo when a number follows
+    fixed: list[object] = []
+    for pos, item in enumerate(out):
+        if isinstance(item, _Qty) and item.words and item.words[-1] == "x":
+            nxt = out[pos + 1] if pos + 1 < len(out) else None
+            if isinstance(nxt, _Qty):
+                item.words.pop()
+                fixed.append(item)
+                fixed.append(("op", "×", item.end, item.end))
+                continue
+        fixed.append(item)
+    return fixed
+
+
+@lru_cache(maxsize=4096)
+def _line_items(line: str) -> tuple[object, ...]:
+    """Numbers (units folded in), operators and words of one line; shared, so never mutate."""
+    return tuple(_x_as_op(_raw_items(line)))
+
+
+def _seconds(qty: _Qty) -> float:
+    return qty.value / (qty.period or 1.0)
+
+
+def _check_line(line: str) -> list[tuple[int, int, float, float]]:
+    """(start, end, stated, expected) for each slip in one line."""
+    items = _line_items(line)
+    issues: list[tuple[int, int, float, float]] = []
+    for pos, item in enumerate(items):
+        if not (isinstance(item, tuple) and item[0] == "eq"):
+            continue
+        eq_word = item[1].lower()
+        # the stated result: the first number after the sign, past filler words
+        result: _Qty | None = None
+        for nxt in items[pos + 1 : pos + 4]:
+            if isinstance(nxt, _Qty):
+                result = nxt
+                break
+            if isinstance(nxt, tuple) and nxt[0] == "word" and nxt[1].lower() in _FILLER:
+                continue
+            break
+        if result is None or result.factor:
+            continue
+        # the left side: numbers, operators and brackets back to a separator or a word
+        left: list[object] = []
+        back = pos - 1
+        crossed = 0
+        while back >= 0:
+            prev = items[back]
+            if isinstance(prev, _Qty) or (
+                isinstance(prev, tuple) and prev[0] in ("op", "lp", "rp")
+            ):
+                left.insert(0, prev)
+            elif (
+                isinstance(prev, tuple)
+                and prev[0] == "sep"
+                and not left
+                and crossed < 2
+                and eq_word in ("that's", "that is", "which is")
+            ):
+                crossed += 1
+            else:
+                break
+            back -= 1
+        while left and isinstance(left[0], tuple) and left[0][0] in ("op", "rp"):
+            left.pop(0)
+        if not left:
+            continue
+        qtys = [q for q in left if isinstance(q, _Qty)]
+        if len(qtys) == 1 and len(left) == 1:
+            issue = _check_restatement(qtys[0], result, eq_word)
+        else:
+            if eq_word == "is":
+                continue
+            issue = _check_expression(left, result)
+        if issue:
+            start = min(q.start for q in qtys)
+            issues.append((start, result.end, issue[0], issue[1]))
+    return issues
+
+
+def _check_expression(left: list[object], result: _Qty) -> tuple[float, float] | None:
+    evaluated = _evaluate(left)
+    if evaluated is None:
+        return None
+    value, has_units, has_op = evaluated
+    if not has_op or value <= 0 or result.value <= 0:
+        return None
+    expected = value
+    if (
+        result.dim == "bits"
+        and has_units
+        and not any(isinstance(q, _Qty) and q.dim == "bits" for q in left)
+    ):
+        expected = value * 8
+    ratio = max(expected, result.value) / min(expected, result.value)
+    if ratio >= 8 and result.dim and not has_units:
+        # "100 + 365 = 465 TB": the unit may belong to every term, not just the result
+        bare = result.value / result.unit_scale
+        ratio = min(ratio, max(expected, bare) / min(expected, bare))
+    return (result.value, expected) if ratio >= 8 else None
+
+
+def _check_restatement(first: _Qty, second: _Qty, eq_word: str) -> tuple[float, float] | None:
+    if first.factor or first.per_item or second.per_item or first.value <= 0:
+        return None
+    if second.value <= 0:
+        return None
+    if first.dim and second.dim:
+        a, b = _seconds(first) if first.period else first.value, second.value
+        if (first.period is None) != (second.period is None):
+            return None
+        if second.period:
+            b = _seconds(second)
+        if first.dim == "bytes" and second.dim == "bits":
+            a *= 8
+        elif first.dim == "bits" and second.dim == "bytes":
+            a /= 8
+        ratio = max(a, b) / min(a, b)
+        return (second.value, a * (second.period or 1.0)) if ratio >= 3 else None
+    if eq_word == "is":
+        return None
+    if first.period and second.period and first.period != second.period and not first.dim:
+        a, b = _seconds(first), _seconds(second)
+        ratio = max(a, b) / min(a, b)
+        return (second.value, a * second.period) if ratio >= 15 else None
+    return None
+
+
+@lru_cache(maxsize=64)
+def check_arithmetic(text: str) -> tuple[ArithmeticIssue, ...]:
+    """Calculations and unit conversions in `text` that are off by 8x or more.
+
+    Reads "A x B = C", "A / (B x C) ~ D", "X/day ~ Y/s", "N MB/s is M Mbps" and the like,
+    with K/M/B magnitudes and byte units; "100M writes/day ~ 1,200/s" passes, "~ 1.2/s"
+    does not. Deliberately conservative: rounding and peak multipliers are not slips.
+    """
+    issues: list[ArithmeticIssue] = []
+    offset = 0
+    lines = text.split("\n")
+    for idx, line in enumerate(lines):
+        if not _DIGIT.search(line) or not _CALC_HINT.search(line):
+            offset += len(line) + 1
+            continue
+        # a restatement can start the next line: "= 13,824,000 MB/day.\n- That's 13.8 GB/day"
+        nxt = lines[idx + 1] if idx + 1 < len(lines) else ""
+        joined = line
+        if re.match(r"^\s*(?:[-*•]\s*)?(that's|that is|which is)\b", nxt, _I):
+            joined = line + " " + nxt
+        for start, end, stated, expected in _check_line(joined):
+            if start >= len(line):
+                continue
+            end = min(end, len(line))
+            issues.append(
+                ArithmeticIssue(
+                    quote=quote(text, offset + start, offset + end)
+                    if end > start
+                    else line.strip(),
+                    stated=stated,
+                    expected=expected,
+                )
+            )
+        offset += len(line) + 1
+    return tuple(issues)
+
+
+_BARE_END = re.compile(r"^\s*([.;!?]|$)")
+
+
+@lru_cache(maxsize=64)
+def find_unitless_numbers(text: str) -> tuple[str, ...]:
+    """Large derived numbers that carry no unit or noun at all ("= 43,200,000,000,000.").
+
+    Only numbers that end a sentence bare count, so "= 100,000,000, so 100M series" and
+    "~116K QPS" do not.
+    """
+    found: list[str] = []
+    for line in text.split("\n"):
+        if not _BIG_NUMBER.search(line):
+            continue
+        items = _line_items(line)
+        for pos, item in enumerate(items):
+            if not isinstance(item, _Qty) or item.value < 1000 or item.dim or item.period:
+                continue
+            nouns = [w for w in item.words if w not in _MAGNITUDE]
+            if nouns or item.factor:
+                continue
+            prev = items[pos - 1] if pos else None
+            derived = (isinstance(prev, tuple) and prev[0] in ("eq", "sep")) or prev is None
+            if prev is not None and isinstance(prev, tuple) and prev[0] == "word":
+                derived = prev[1].lower() in _FILLER or prev[1].lower() in _EQ_WORDS
+            if not derived:
+                continue
+            if _BARE_END.match(line[item.end :]) and (item.value >= 1e6 or item.words):
+                found.append(line[max(0, item.start - 40) : item.end].strip())
+    return tuple(found)
+
+
+# --- the grader ------------------------------------------------------------------------------
+
+# Highest score a phase can keep when the answer's own arithmetic is off by an order of
+# magnitude: estimation is capped at 1 by rule; a design sized on it tops out at 3, and a
+# deep dive whose decision rests on it at 2.
+_SLIP_CAPS: dict[str, int] = {"estimation": 1, "architecture": 3, "deep_dive": 2}
+
+# Scoping is about doing it first: a latency target that only shows up in the deep dive never
+# framed the design, so an answer with no requirements section gets partial credit for it.
+_SCOPING_PHASES = frozenset({"requirements"})
+
+
+@dataclass(frozen=True)
+class _CompiledCriterion:
+    criterion: Criterion
+    pattern_ids: tuple[int, ...]
+    touch_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class _CriterionOutcome:
+    met: bool
+    sentence: int | None = None
+    focus: tuple[int, int] | None = None
+    touched: bool = False
+
+
+class OfflineGrader:
+    """Rule-based grader implementing the `Grader` port.
+
+    Example:
+        grader = OfflineGrader(load_content())
+        grade = grader.grade_phase(PhaseGradingRequest(phase="api", text=t, full_text=t))
+    """
+
+    def __init__(self, content: Content) -> None:
+        self.content = content
+        self._patterns: list[re.Pattern[str]] = []
+        self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
+        index: dict[str, int] = {}
+        for phase in content.phases:
+            compiled = []
+            for criterion in phase.criteria:
+                ids = tuple(self._compile(raw, index) for raw in criterion.cues.patterns)
+                touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
+                compiled.append(_CompiledCriterion(criterion, ids, touch))
+            self._criteria[phase.id] = compiled
+
+    def _compile(self, raw: str, index: dict[str, int]) -> int:
+        if raw not in index:
+            index[raw] = len(self._patterns)
+            self._patterns.append(compile_cue(raw))
+        return index[raw]
+
+    # -- port ------------------------------------------------------------------------------
+
+    def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade:
+        phase = self.content.phase(request.phase)
+        full = analyse(request.full_text) if request.full_text else None
+        own_text = request.text
+        if phase.id == "deep_dive" and request.pushbacks:
+            replies = "\n\n".join(p.reply for p in request.pushbacks if p.reply.strip())
+            own_text = f"{own_text}\n\n{replies}" if own_text.strip() else replies
+        section = analyse(own_text) if own_text.strip() else None
+        own = self._evaluate(phase, section) if section else {}
+        elsewhere = self._look_elsewhere(phase, own, full) if full else {}
+
+        results: list[CriterionResult] = []
+        met_own: set[str] = set()
+        met_any: set[str] = set()
+        for compiled in self._criteria[phase.id]:
+            crit = compiled.criterion
+            hit = own.get(crit.id)
+            source = section
+            if not (hit and hit.met):
+                hit, source = elsewhere.get(crit.id), full
+            if hit and hit.met and source is not None and hit.sentence is not None:
+                sentence = source.sentences[hit.sentence]
+                evidence = quote(source.text, sentence.start, sentence.end, hit.focus)
+                results.append(
+                    CriterionResult(id=crit.id, title=crit.title, met=True, evidence=evidence)
+                )
+                met_any.add(crit.id)
+                if source is section or crit.cues.anywhere:
+                    met_own.add(crit.id)
+            else:
+                results.append(
+                    CriterionResult(
+                        id=crit.id, title=crit.title, met=False, note=self._note(crit, own)
+                    )
+                )
+
+        score, reasons = self._score(phase, request, section, full, met_own, met_any, own)
+        feedback, next_step = self._feedback(phase, results, reasons)
+        return PhaseGrade(
+            phase=phase.id,
+            score=score,
+            criteria=results,
+            feedback=feedback,
+            next_step=next_step,
+            source="offline",
+            model=MODEL_NAME,
+        )
+
+    def find_mistakes(self, request: AnswerReviewRequest) -> list[MistakeFinding]:
+        from coach.grading.mistakes import detect_mistakes
+
+        return detect_mistakes(self.content, request)
+
+    def split(self, text: str) -> SplitResult:
+        from coach.grading.splitter import split_into_phases
+
+        return split_into_phases(text)
+
+    # -- criteria --------------------------------------------------------------------------
+
+    def _evaluate(
+        self, phase: Phase, analysis: TextAnalysis, only: set[str] | None = None
+    ) -> dict[str, _CriterionOutcome]:
+        stuffed = _is_stuffed(analysis)
+        outcomes: dict[str, _CriterionOutcome] = {}
+        for compiled in self._criteria[phase.id]:
+            if only is not None and compiled.criterion.id not in only:
+                continue
+            outcomes[compiled.criterion.id] = self._criterion(compiled, analysis, stuffed)
+        return outcomes
+
+    def _look_elsewhere(
+        self, phase: Phase, own: dict[str, _CriterionOutcome], full: TextAnalysis
+    ) -> dict[str, _CriterionOutcome]:
+        """Criteria the section lacks, looked for in the whole answer.
+
+        `anywhere` cues always count in full, so they are always looked for. The others only
+        lift the score through `any_score - 1`, so the search is skipped when even finding
+        all of them could not change the score (it saves most of the time on long answers).
+        """
+        found = {cid for cid, outcome in own.items() if outcome.met}
+        missing = [c.criterion for c in self._criteria[phase.id] if c.criterion.id not in found]
+        anywhere = {c.id for c in missing if c.cues.anywhere}
+        outcomes = self._evaluate(phase, full, only=anywhere) if anywhere else {}
+        met_full = found | {cid for cid, outcome in outcomes.items() if outcome.met}
+        rest = {c.id for c in missing if not c.cues.anywhere}
+        if rest:
+            best_case = score_from_criteria(phase, met_full | rest) - 1
+            if best_case > score_from_criteria(phase, met_full):
+                outcomes.update(self._evaluate(phase, full, only=rest))
+        return outcomes
+
+    def _criterion(
+        self, compiled: _CompiledCriterion, analysis: TextAnalysis, stuffed: bool
+    ) -> _CriterionOutcome:
+        cues = compiled.criterion.cues
+        per_sentence: dict[int, dict[int, set[str]]] = {}
+        for pid in compiled.pattern_ids:
+            for idx, strings in analysis.matches(pid, self._patterns[pid]).items():
+                if analysis.keyword_list[idx] and (stuffed or not analysis.reasoning[idx]):
+                    continue
+                if cues.reject_hedged and analysis.hedged[idx]:
+                    continue
+                per_sentence.setdefault(idx, {})[pid] = strings
+        if not per_sentence:
+            return _CriterionOutcome(met=False, touched=self._touched(compiled, analysis))
+
+        def ok(idx: int) -> bool:
+            return not cues.needs_reasoning or analysis.reasoning[idx]
+
+        if cues.across_sentences:
+            patterns_hit = {pid for found in per_sentence.values() for pid in found}
+            distinct = {s for found in per_sentence.values() for v in found.values() for s in v}
+            reasoned = [idx for idx in per_sentence if ok(idx)]
+            met = (
+                len(patterns_hit) >= cues.min_signals
+                and len(distinct) >= cues.min_distinct_matches
+                and bool(reasoned)
+            )
+            candidates = reasoned or list(per_sentence)
+        else:
+            candidates = []
+            distinct = set()
+            for idx in sorted(per_sentence):
+                near = [j for j in per_sentence if abs(j - idx) <= cues.window]
+                hit = {pid for j in near for pid in per_sentence[j]}
+                if len(hit) < cues.min_signals or not any(ok(j) for j in near):
+                    continue
+                candidates.append(idx)
+                distinct |= {s for j in near for v in per_sentence[j].values() for s in v}
+            met = bool(candidates) and len(distinct) >= cues.min_distinct_matches
+        if not met:
+            # "Touched on": every kind of signal is there, but not in the form the rubric asks
+            # for (no reason, one distinct match, too far apart). A lone generic word is not.
+            patterns_seen = {pid for found in per_sentence.values() for pid in found}
+            touched = len(patterns_seen) >= cues.min_signals or self._touched(compiled, analysis)
+            return _CriterionOutcome(met=False, touched=touched)
+        best = max(candidates, key=lambda idx: (len(per_sentence[idx]), -idx))
+        sentence = analysis.sentences[best]
+        return _CriterionOutcome(
+            met=True, sentence=best, focus=self._focus(compiled, analysis, sentence)
+        )
+
+    def _touched(self, compiled: _CompiledCriterion, analysis: TextAnalysis) -> bool:
+        """A `touch` cue matched in a sentence that is not a bare keyword list."""
+        return any(
+            not analysis.keyword_list[idx]
+            for pid in compiled.touch_ids
+            for idx in analysis.matches(pid, self._patterns[pid])
+        )
+
+    def _focus(
+        self, compiled: _CompiledCriterion, analysis: TextAnalysis, sentence: Sentence
+    ) -> tuple[int, int] | None:
+        for pid in compiled.pattern_ids:
+            match = self._patterns[pid].search(analysis.lowered, sentence.start, sentence.end)
+            if match:
+                return match.start(), match.end()
+        return None
+
+    # -- score -----------------------------------------------------------------------------
+
+    def _score(
+        self,
+        phase: Phase,
+        request: PhaseGradingRequest,
+        section: TextAnalysis | None,
+        full: TextAnalysis | None,
+        met_own: set[str],
+        met_any: set[str],
+        own: dict[str, _CriterionOutcome],
+    ) -> tuple[int, list[str]]:
+        reasons: list[str] = []
+        if section is None and full is None:
+            return 0, ["Nothing was written for this phase."]
+        if section is not None and _is_stuffed(section):
+            reasons.append(
+                "Keyword stuffing: this section lists technology names without reasoning, "
+                "which scores 0 however many terms are correct."
+            )
+            return 0, reasons
+        own_score = score_from_criteria(phase, met_own)
+        any_score = score_from_criteria(phase, met_any)
+        if section is None and phase.id not in _SCOPING_PHASES:
+            # No section at all: real content elsewhere is the whole answer for this phase,
+            # but a stray mention (a lone 1) is not a phase the candidate reached.
+            score = any_score if any_score >= 2 else 0
+        else:
+            score = max(own_score, any_score - 1) if any_score > own_score else own_score
+        if score == 0 and any(o.touched for o in own.values()):
+            score = 1
+        if section is not None:
+            score = self._section_caps(section, score, reasons)
+        slips = check_arithmetic(request.full_text) if request.full_text else []
+        cap = _SLIP_CAPS.get(phase.id)
+        if slips and cap is not None and score > cap:
+            score = cap
+            if phase.id == "estimation":
+                reasons.append("Wrong arithmetic caps estimation at 1: " + slips[0].describe())
+            else:
+                reasons.append(
+                    f"The design rests on a calculation that is off by ~{slips[0].ratio:,.0f}x, "
+                    f"which caps this phase at {cap}."
+                )
+        if phase.id == "estimation" and request.full_text:
+            unitless = find_unitless_numbers(request.full_text)
+            if len(unitless) >= 2 and score > 1:
+                score = 1
+                reasons.append(
+                    "Numbers without units cap estimation at 1, e.g. '" + unitless[0] + "'."
+                )
+        return score, reasons
+
+    @staticmethod
+    def _section_caps(section: TextAnalysis, score: int, reasons: list[str]) -> int:
+        """Name-dropping, hedging and unhedged overclaims cost points, whatever was named."""
+        content = section.content_sentences
+        runs = [i for i in content if _NAME_RUN.search(section.sentences[i].text)]
+        words = sum(len(section.sentences[i].text.split()) for i in content)
+        if len(runs) >= 2 and len(runs) * 200 >= words and score > 1:
+            score = 1
+            reasons.append(
+                "Lists of product names stand in for decisions here ('"
+                + _NAME_RUN.search(section.sentences[runs[0]].text).group(0)  # type: ignore[union-attr]
+                + "'), which caps this phase at 1."
+            )
+        hedged = [i for i in content if section.hedged[i]]
+        if len(hedged) >= 5 and len(hedged) >= 0.35 * len(content) and score > 2:
+            score = 2
+            reasons.append(
+                "Most of this section hedges ('it depends', 'maybe') without committing, "
+                "which caps it at 2."
+            )
+        claims = [i for i in content if section.overclaim[i]]
+        if claims and score > 1:
+            weighed = any(has_tradeoff(section.sentences[i].text) for i in content)
+            score = score - 1 if weighed else 1
+            reasons.append(
+                "Unhedged certainty about a contested claim ('"
+                + quote(
+                    section.text,
+                    section.sentences[claims[0]].start,
+                    section.sentences[claims[0]].end,
+                )
+                + "') costs points here."
+            )
+        return score
+
+    # -- words -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _note(criterion: Criterion, own: dict[str, _CriterionOutcome]) -> str:
+        outcome = own.get(criterion.id)
+        if outcome and outcome.touched:
+            return f"Touched on but not enough for '{criterion.title}'. {criterion.levels[4]}"
+        return f"Not covered in this phase. {criterion.levels[4]}"
+
+    @staticmethod
+    def _feedback(
+        phase: Phase, results: list[CriterionResult], reasons: list[str]
+    ) -> tuple[str, str]:
+        met = [r.title.lower() for r in results if r.met]
+        by_id = {c.id: c for c in phase.criteria}
+        missing = sorted(
+            (by_id[r.id] for r in results if not r.met), key=lambda c: (-c.weight, c.id)
+        )
+        parts = []
+        if met:
+            parts.append(f"Good: {_join(met)}.")
+        if missing:
+            parts.append(f"Missing: {_join([c.title.lower() for c in missing])}.")
+        else:
+            parts.append("Every criterion for this phase is covered.")
+        if reasons:
+            parts.append(reasons[0])
+        feedback = " ".join(parts[:3])
+        if missing:
+            top = missing[0]
+            step = top.tip or f"Work on '{top.title.lower()}': {top.levels[4]}"
+        else:
+            step = f"Keep it up, and tighten the reasoning: {phase.prompts_to_hit[-1]}"
+        return feedback, step
+
+
+def _join(items: Iterable[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _is_stuffed(analysis: TextAnalysis) -> bool:
+    """Keyword stuffing: most of the content is bare lists of names, with no reasoning."""
+    content = analysis.content_sentences
+    if not content:
+        return False
+    lists = [i for i in content if analysis.keyword_list[i]]
+    reasoned = [i for i in content if analysis.reasoning[i] and not analysis.keyword_list[i]]
+    return len(lists) >= 3 and len(lists) >= 0.5 * len(content) and not reasoned

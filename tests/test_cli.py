@@ -1,0 +1,329 @@
+"""The `coach` console script, run as a real subprocess with no LLM and a throwaway data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coach.config import Settings
+from coach.content import PHASE_IDS, Content
+
+_SCRIPT = Path(sys.executable).with_name("coach")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "coach.cli"]
+
+GOOD_ANSWER = """\
+## Requirements
+Users shorten a long URL and get a short code; anyone with the code is redirected. Out of scope:
+analytics dashboards. Redirects must be fast (p99 under 50 ms) and highly available, because a
+broken link is worse than a slightly stale one.
+
+## Estimation
+100M new URLs a day is about 1,200 writes per second; reads are 100x that, so about 120k
+redirects per second at peak. Each record is about 500 bytes, so 50 GB a day.
+
+## API
+POST /urls {long_url} returns {code}. GET /{code} answers with a 301 redirect.
+
+## Data model
+urls(code PRIMARY KEY, long_url, created_at) in a key-value store, because every read is a
+lookup by code.
+
+## Architecture
+Start with one app server and one database. Reads break first, so we add a cache in front.
+
+## Deep dive
+Codes come from a counter in base62 rather than random hashes, because it avoids collisions,
+at the cost of a coordination point that we shard by range.
+"""
+
+
+@pytest.fixture()
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+    clean.update(COACH_DATA_DIR=str(tmp_path / "data"), COLUMNS="120", PYTHONIOENCODING="utf-8")
+    return clean
+
+
+def coach(
+    *args: str, env: dict[str, str], stdin: str | bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    proc = subprocess.run(
+        [*COMMAND, *args],
+        input=data,
+        stdin=None if data is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    )
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- help, questions, study, settings ---------------------------------------------------------
+
+
+def test_help_lists_every_command_and_setting(env: dict[str, str]) -> None:
+    result = coach("--help", env=env)
+    assert result.returncode == 0
+    for command in ("questions", "study", "practice", "grade", "eval", "settings"):
+        assert re.search(rf"^\W*{command}\s", result.stdout, re.MULTILINE), command
+    for name in Settings.model_fields:
+        assert f"COACH_{name.upper()}" in result.stdout
+    assert "[default: 60000]" in result.stdout  # Rich markup must not eat the brackets
+
+
+def test_questions_lists_canonical_first_and_filters(env: dict[str, str], content: Content) -> None:
+    result = coach("questions", env=env)
+    assert result.returncode == 0
+    rows = [line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip()][:-1]
+    assert rows[:5] == [q.id for q in content.questions.values() if q.canonical]
+    assert set(rows) == set(content.questions)
+
+    easy = coach("questions", "--difficulty", "easy", env=env)
+    listed = [line for line in easy.stdout.splitlines()[2:] if line and not line.startswith("*")]
+    assert listed and all(" easy " in line for line in listed)
+    assert "No questions match" in coach("questions", "--tag", "no-such-tag", env=env).stdout
+
+
+def test_study_prints_six_phases_with_model_answers(env: dict[str, str], content: Content) -> None:
+    result = coach("study", "twitter", env=env)
+    assert result.returncode == 0
+    out = flat(result.stdout)
+    question = content.question("twitter")
+    for phase in content.phases:
+        assert f"== Phase {phase.order} of 6: {phase.title}" in out
+        assert flat(phase.prompts_to_hit[0]) in out
+        first_line = question.model_answers[phase.id].strip().splitlines()[0]
+        assert flat(first_line) in out
+
+
+def test_settings_masks_secrets(env: dict[str, str]) -> None:
+    result = coach("settings", env={**env, "COACH_LLM_API_KEY": "sk-very-secret"})
+    assert result.returncode == 0
+    assert "sk-very-secret" not in result.stdout
+    assert "COACH_LLM_API_KEY=******** (set)" in result.stdout
+    assert f"COACH_DATA_DIR={env['COACH_DATA_DIR']}" in result.stdout
+
+
+def test_a_bad_setting_is_one_clean_line(env: dict[str, str]) -> None:
+    result = coach("settings", env={**env, "COACH_LLM_READ_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "COACH_LLM_READ_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- grade ------------------------------------------------------------------------------------
+
+
+def test_grade_json_has_the_contract_keys(env: dict[str, str], tmp_path: Path) -> None:
+    answer = tmp_path / "answer.md"
+    answer.write_text(GOOD_ANSWER)
+    result = coach("grade", str(answer), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 0 <= report["overall"] <= 100
+    assert [p["phase"] for p in report["phases"]] == list(PHASE_IDS)
+    for phase in report["phases"]:
+        assert 0 <= phase["score"] <= 4
+        assert phase["source"] == "offline"
+        for criterion in phase["criteria"]:
+            assert {"id", "met", "evidence"} <= set(criterion)
+            if criterion["met"]:
+                assert flat(criterion["evidence"]) in flat(GOOD_ANSWER)
+    assert isinstance(report["mistakes"], list)
+    assert all("id" in m for m in report["mistakes"])
+    assert report["phases"][1]["score"] >= 2  # the estimation is there and sound
+
+
+def test_grade_markdown_by_default(env: dict[str, str], tmp_path: Path) -> None:
+    answer = tmp_path / "answer.md"
+    answer.write_text(GOOD_ANSWER)
+    result = coach("grade", str(answer), "--question", "url-shortener", env=env)
+    assert result.returncode == 0
+    assert result.stdout.startswith("# Interview report: Design a URL shortener")
+    assert "Graded by: offline grader" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["-"], []], ids=["dash", "no-file"])
+def test_grade_reads_stdin(env: dict[str, str], tmp_path: Path, args: list[str]) -> None:
+    answer = tmp_path / "answer.md"
+    answer.write_text(GOOD_ANSWER)
+    from_file = json.loads(coach("grade", str(answer), "--json", env=env).stdout)
+    result = coach("grade", *args, "--json", env=env, stdin=GOOD_ANSWER)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == from_file
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.md", b"", "is empty"),
+        ("blank.md", b"  \n\n \t\n", "is empty"),
+        ("binary.md", b"# Answer\x00\x01\x02\x00 binary", "binary"),
+        ("latin1.md", "café crème".encode("latin-1"), "not UTF-8"),
+        ("missing.md", None, "no such file"),
+        ("folder", "dir", "is a folder"),
+    ],
+)
+def test_grade_bad_input_is_one_line_on_stderr(
+    env: dict[str, str], tmp_path: Path, name: str, content: bytes | str | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    result = coach("grade", str(path), "--json", env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_grade_oversized_input_names_the_limit(env: dict[str, str]) -> None:
+    result = coach("grade", "-", env={**env, "COACH_MAX_UPLOAD_BYTES": "100"}, stdin="x " * 200)
+    assert result.returncode == 2
+    assert "COACH_MAX_UPLOAD_BYTES" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+# --- practice ---------------------------------------------------------------------------------
+
+PHASE_ANSWERS = [
+    "Users shorten long URLs and get a short code. Out of scope: analytics. Redirects must be\n"
+    "fast (p99 under 50 ms) and highly available.",
+    "100M new URLs a day is about 1,200 writes per second; reads are 100x, so 120k redirects\n"
+    "per second at peak.",
+    "POST /urls {long_url} returns {code}. GET /{code} returns a 301 redirect.",
+    "urls(code PRIMARY KEY, long_url, created_at) in a key-value store because every read is\n"
+    "a lookup by code.",
+    "Start with one app server and one database. Reads break first, so add a cache.",
+    "The hard part is unique codes: a counter in base62 versus random codes with collision\n"
+    "checks. I'd take counter ranges per server because it avoids coordination.",
+]
+
+
+def script(*parts: str) -> str:
+    return "\n".join(parts) + "\n"
+
+
+def test_practice_runs_a_whole_interview_from_stdin(
+    env: dict[str, str], content: Content, tmp_path: Path
+) -> None:
+    lines = ["? How many new links are created, and is a custom alias in scope?"]
+    lines += [PHASE_ANSWERS[0], "", "/clarify What is the read/write ratio?", "/next"]
+    for answer in PHASE_ANSWERS[1:5]:
+        lines += [answer, "/next"]  # a command line also ends the answer
+    lines += [
+        PHASE_ANSWERS[5],
+        "",
+        "A central counter is a single point of failure, so ranges.",
+        "",
+        "/time",
+        "/next",
+    ]
+    result = coach("practice", "url-shortener", "--candidate", "Ana", env=env, stdin=script(*lines))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    question = content.question("url-shortener")
+    facts = {f.topic: f.answer for f in question.facts}
+    assert facts["scale"] in out and facts["functional scope"] in out
+    assert facts["traffic mix"] in out
+    pushback = next(p for p in question.pushbacks if p.prompt in out)
+    assert pushback.id == "code-collision"
+    for phase in content.phases:
+        assert re.search(
+            rf"^{re.escape(phase.title)}: [0-4]/4 +\[graded by offline grader", out, re.MULTILINE
+        ), phase.id
+    assert "Time used per phase:" in out
+    assert "Interview report: Design a URL shortener" in out
+    assert re.search(r"Overall \d+/100", out)
+    saved = list((tmp_path / "data" / "sessions").glob("*.json"))
+    assert len(saved) == 1
+    session = json.loads(saved[0].read_text())
+    assert session["status"] == "finished" and session["candidate"] == "Ana"
+    assert session["report"]["split_method"] == "interview"
+    assert session["pushbacks_asked"] == ["code-collision"]
+
+
+def test_practice_bad_input_is_reported_and_the_interview_goes_on(env: dict[str, str]) -> None:
+    stdin = script("/clarify", "/dance", PHASE_ANSWERS[0], "/next", "? How many users?", "/finish")
+    result = coach("practice", "url-shortener", env=env, stdin=stdin)
+    assert result.returncode == 0
+    errors = result.stderr.splitlines()
+    assert len(errors) == 3
+    assert "clarifying question is empty" in errors[0]
+    assert "unknown command /dance" in errors[1]
+    assert "belong in the requirements phase" in errors[2]
+    assert "Interview report" in result.stdout
+
+
+def test_practice_saves_on_eof_and_resumes(env: dict[str, str], tmp_path: Path) -> None:
+    first = coach("practice", "url-shortener", env=env, stdin=script(PHASE_ANSWERS[0]))
+    assert first.returncode == 0
+    match = re.search(r"coach practice --resume ([0-9a-f]{32})", first.stdout)
+    assert match, first.stdout
+    session_id = match.group(1)
+    saved = tmp_path / "data" / "sessions" / f"{session_id}.json"
+    data = json.loads(saved.read_text())
+    assert data["status"] == "active"
+    assert [t["kind"] for t in data["turns"]] == ["opening", "answer"]
+
+    rest = ["/next", *[x for answer in PHASE_ANSWERS[1:] for x in (answer, "/next")], "/next"]
+    second = coach("practice", "--resume", session_id, env=env, stdin=script(*rest))
+    assert second.returncode == 0, second.stderr
+    assert f"Resuming interview {session_id}" in second.stdout
+    assert "Interview report" in second.stdout
+    # The requirements grade quotes what was typed before the break.
+    assert "\u201cOut of scope: analytics.\u201d" in second.stdout
+    assert json.loads(saved.read_text())["status"] == "finished"
+
+    again = coach("practice", "--resume", session_id, env=env)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["practice", "design-a-toaster"], "No question with id 'design-a-toaster'"),
+        (["practice", "--resume", "0" * 32], "No saved session"),
+        (["practice", "--resume", "../../etc/passwd"], "is not a session id"),
+        (["practice"], "Name a question to practise"),
+        (["study", "nope"], "No question with id 'nope'"),
+        (["eval", "/definitely/not/here"], "not a folder"),
+    ],
+)
+def test_errors_are_one_clean_line(env: dict[str, str], args: list[str], message: str) -> None:
+    result = coach(*args, env=env)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_broken_content_names_the_file_and_field(env: dict[str, str], tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    content_dir = tmp_path / "content"
+    for folder in ("rubrics", "questions", "prompts"):
+        (content_dir / folder).mkdir(parents=True)
+        for path in (root / folder).iterdir():
+            (content_dir / folder / path.name).write_bytes(path.read_bytes())
+    broken = content_dir / "questions" / "twitter.yaml"
+    broken.write_text(broken.read_text().replace("difficulty: medium", "difficulty: extreme"))
+    result = coach("questions", env={**env, "COACH_CONTENT_DIR": str(content_dir)})
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "twitter.yaml" in result.stderr and "difficulty" in result.stderr

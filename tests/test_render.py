@@ -1,0 +1,121 @@
+"""Reports as Markdown and terminal text: every phase, its evidence, and who graded it."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.content import PHASE_IDS, Content
+from coach.content.models import PhaseId
+from coach.grading.models import (
+    CriterionResult,
+    MistakeFinding,
+    PhaseGrade,
+    PhaseTime,
+    Report,
+)
+from coach.grading.offline import OfflineGrader
+from coach.grading.report import build_report
+from coach.grading.upload import grade_answer
+from coach.render import grade_text, report_markdown, report_text
+
+FALLBACK = "LLM timed out after 20s"
+
+
+def _grade(phase: PhaseId, *, llm: bool, fallback: str | None = None) -> PhaseGrade:
+    return PhaseGrade(
+        phase=phase,
+        score=3 if llm else 1,
+        criteria=[
+            CriterionResult(
+                id="said", title="Said something", met=True, evidence=f"quote from {phase}"
+            ),
+            CriterionResult(id="missed", title="Named the cost", met=False, note="No cost named."),
+        ],
+        feedback=f"Feedback for {phase}.",
+        next_step=f"Next step for {phase}.",
+        source="llm" if llm else "offline",
+        model="gpt-test" if llm else "offline-rules-v1",
+        fallback_reason=fallback,
+    )
+
+
+@pytest.fixture()
+def mixed_report(content: Content) -> Report:
+    """Odd phases by the LLM; even ones offline, the last of them after an LLM failure."""
+    grades = [
+        _grade(p, llm=i % 2 == 0, fallback=FALLBACK if p == "deep_dive" else None)
+        for i, p in enumerate(PHASE_IDS)
+    ]
+    mistake = MistakeFinding(
+        id="no_tradeoffs",
+        title="No trade-off language",
+        evidence="We'll use Postgres. Done.",
+        fix="Say what each choice gives up.",
+        phase="data_model",
+    )
+    times = [
+        PhaseTime(
+            phase=p, budget_seconds=content.phase(p).time_budget_minutes * 60, used_seconds=400.0
+        )
+        for p in PHASE_IDS
+    ]
+    return build_report(
+        content=content,
+        question_id="twitter",
+        phase_grades=grades,
+        mistakes=[mistake],
+        time_per_phase=times,
+        split_method="interview",
+    )
+
+
+def test_markdown_has_every_phase_with_evidence_and_grader(
+    mixed_report: Report, content: Content
+) -> None:
+    md = report_markdown(mixed_report, content)
+    assert md.startswith("# Interview report: Design Twitter")
+    assert f"**Overall: {mixed_report.overall}/100" in md
+    for grade in mixed_report.phases:
+        phase = content.phase(grade.phase)
+        assert f"### {phase.order}. {phase.title}: {grade.score}/4" in md
+        assert f"\u201cquote from {grade.phase}\u201d" in md
+        assert f"Next step for {grade.phase}." in md
+    assert "Named the cost: No cost named." in md
+    assert md.count("*Graded by: LLM (gpt-test)*") == 3
+    assert md.count("*Graded by: offline grader (offline-rules-v1)") == 3
+    assert f"the LLM grade was not used: {FALLBACK}" in md
+    assert "No trade-off language" in md and "Say what each choice gives up." in md
+    assert "\u201cWe'll use Postgres. Done.\u201d" in md
+    assert "| Back-of-envelope estimation | 6:40 | 3:00 | over budget |" in md
+    assert "| High-level architecture | 6:40 | 15:00 | within budget |" in md
+
+
+def test_offline_grades_are_never_labelled_as_llm(content: Content) -> None:
+    text = "We serve redirects from a cache because reads dominate. POST /urls returns a code."
+    report = grade_answer(text, content=content, grader=OfflineGrader(content))
+    md = report_markdown(report, content)
+    assert "LLM (" not in md
+    assert "every phase by the offline grader" in md
+    assert md.count("*Graded by: offline grader") == 6
+    plain = report_text(report, content)
+    assert "LLM (" not in plain
+    assert plain.count("[graded by offline grader") == 6
+
+
+def test_grade_text_shows_score_source_evidence_and_next_step(content: Content) -> None:
+    text = grade_text(_grade("api", llm=False, fallback=FALLBACK), content)
+    first = text.splitlines()[0]
+    assert first.startswith("API design: 1/4")
+    assert f"offline grader (offline-rules-v1); the LLM grade was not used: {FALLBACK}" in first
+    assert "\u201cquote from api\u201d" in text
+    assert "Next step: Next step for api." in text
+    assert "LLM (gpt-test)" in grade_text(_grade("api", llm=True), content)
+
+
+def test_report_text_lists_mistakes_and_time(mixed_report: Report, content: Content) -> None:
+    plain = report_text(mixed_report, content)
+    for phase in content.phases:
+        assert phase.title in plain
+    assert "No trade-off language (Data model)" in plain
+    assert "fix: Say what each choice gives up." in plain
+    assert "6:40 /   3:00  over budget" in plain
