@@ -281,7 +281,7 @@ def test_extra_question_reusing_an_id_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ContentError) as err:
         load_content(Settings(llm_base_url=None, llm_api_key=None, extra_questions_dir=extra))
     message = str(err.value)
-    assert message.startswith(f"{path}: question id 'twitter' is already used by ")
+    assert message.startswith(f"{path}: question id 'twitter' is also in ")
     assert message.rstrip(".").endswith("twitter.yaml")
 
 

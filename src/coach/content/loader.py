@@ -122,7 +122,7 @@ def _load_questions(folders: list[Path]) -> tuple[dict[str, Question], dict[str,
             question = load_model(path, Question)
             if question.id in found:
                 first = found[question.id][1]
-                raise ContentError(f"{path}: question id {question.id!r} is already used by {first}.")
+                raise ContentError(f"{path}: question id {question.id!r} is also in {first}.")
             found[question.id] = (question, path)
             for alias in question.aliases:
                 aliases[alias] = question.id
