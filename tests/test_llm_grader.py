@@ -16,6 +16,7 @@ import pytest
 from coach.breaker import CircuitBreaker
 from coach.config import Settings
 from coach.content import Content
+from coach.content.models import PhaseId
 from coach.grading.factory import make_grader, make_voice
 from coach.grading.llm import LLMGrader
 from coach.grading.offline import OfflineGrader
@@ -380,6 +381,75 @@ def test_the_interviewers_words_are_not_the_candidates_evidence(
     assert not pagination.met
     assert "the interviewer's words" in (pagination.note or "")
     assert grade.score == 0
+
+
+# --- an LLM fooled by what ticks cannot see -----------------------------------------------------
+
+STUFFED_ARCHITECTURE = (
+    "- Microservices (User Service, Post Service, Feed Service, Media Service)\n"
+    "- Kubernetes + Docker + Helm + Istio\n- Kafka, RabbitMQ, SQS, Pulsar\n"
+    "- CDN (CloudFront, Akamai, Fastly)\n- Event-driven architecture, CQRS, saga pattern"
+)
+SLIPPED_ESTIMATE = (
+    "100M writes/day / 86,400 = about 1,157,000 writes/s. Peak 3x. Reads are 10x writes. "
+    "Each tweet is 1 KB, so 100 GB/day, 36 TB/year. Reads dominate, so we cache."
+)
+
+
+def credulous(content: Content, phase: PhaseId, text: str) -> Reply:
+    """A reply marking every criterion of `phase` met, each quoting a real line of `text`."""
+    lines = [line.strip("- ").strip() for line in text.splitlines() if line.strip()]
+    quotes = {c.id: lines[i % len(lines)] for i, c in enumerate(content.phase(phase).criteria)}
+    return Reply.json(grade_reply(quotes, score=4))
+
+
+def test_a_keyword_list_scores_zero_even_when_the_llm_ticks_everything(
+    content: Content, llm: LLMDouble
+) -> None:
+    llm.script(credulous(content, "architecture", STUFFED_ARCHITECTURE))
+    request = PhaseGradingRequest(
+        phase="architecture", text=STUFFED_ARCHITECTURE, full_text=STUFFED_ARCHITECTURE
+    )
+
+    grade = make(content, llm).grade_phase(request)
+
+    assert grade.source == "llm"
+    assert any(c.met for c in grade.criteria)  # the quotes are real ...
+    assert grade.score == 0  # ... but a list of names is not a design
+    assert any("Keyword stuffing" in c for c in grade.corrections)
+
+
+def test_wrong_arithmetic_caps_the_llm_estimate_at_one(content: Content, llm: LLMDouble) -> None:
+    llm.script(credulous(content, "estimation", SLIPPED_ESTIMATE.replace(". ", ".\n")))
+    request = PhaseGradingRequest(
+        phase="estimation", text=SLIPPED_ESTIMATE, full_text=SLIPPED_ESTIMATE
+    )
+
+    grade = make(content, llm).grade_phase(request)
+
+    assert grade.source == "llm" and grade.score <= 1
+    assert any("estimation at 1" in c for c in grade.corrections)
+
+
+def test_padding_does_not_raise_the_llm_grade(content: Content, llm: LLMDouble) -> None:
+    """Repeats and filler add no criterion the answer did not already show, whatever the LLM
+    claims: the score comes from the distinct criteria its quotes prove."""
+    answer = "POST /v1/tweets with body {text, media_ids} returns 201 with the tweet id."
+    filler = "I have always loved distributed systems and read many blogs about them. " * 20
+    padded = "\n".join([answer] * 10) + "\n" + filler
+    quotes = {"endpoints": "POST /v1/tweets", "params_and_responses": "returns 201"}
+    quotes["pagination"] = "GET /v1/timeline?cursor="  # not in either text
+    grades = []
+    for text in (answer, padded):
+        llm.script(Reply.json(grade_reply(quotes, score=4)))
+        grades.append(make(content, llm).grade_phase(api_request(content, text)))
+
+    short, long = grades
+    assert long.score <= short.score
+    assert long.score == score_from_criteria(
+        content.phase("api"), {"endpoints", "params_and_responses"}
+    )
+    assert any("claimed 4/4" in c for c in long.corrections)
 
 
 # --- whole-answer steps --------------------------------------------------------------------------

@@ -141,6 +141,8 @@ def _md_phase(grade: PhaseGrade, content: Content, heading: str = "###") -> list
 def _md_mistake(m: MistakeFinding, content: Content) -> list[str]:
     where = f" ({_title(content, m.phase)})" if m.phase else ""
     lines = [f"- **{m.title}**{where}"]
+    if m.note:
+        lines.append(f"  - {_one_line(m.note)}")
     if m.evidence:
         lines.append(f"  - Seen in: {_quote(m.evidence)}")
     lines.append(f"  - Fix: {_one_line(m.fix)}")
@@ -231,6 +233,8 @@ def report_text(report: Report, content: Content) -> str:
         for m in report.mistakes:
             where = f" ({_title(content, m.phase)})" if m.phase else ""
             lines.append(f"  * {m.title}{where}")
+            if m.note:
+                lines.append(f"      {_one_line(m.note)}")
             if m.evidence:
                 lines.append(f"      seen in: {_quote(m.evidence)}")
             lines.append(f"      fix: {_one_line(m.fix)}")

@@ -22,9 +22,9 @@ from coach.content.models import MISTAKE_IDS, PHASE_IDS, PhaseId
 from coach.errors import LLMError, LLMInvalidOutputError
 from coach.evidence import injected_spans, locate_quote, neutralise_fences, overlaps
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade, TokenUsage
+from coach.grading.offline import OfflineGrader, split_sentences
 from coach.grading.port import (
     AnswerReviewRequest,
-    Grader,
     PhaseGradingRequest,
     SplitResult,
 )
@@ -227,7 +227,7 @@ class LLMGrader:
         content: Content,
         settings: Settings,
         client: LLMClient,
-        fallback: Grader,
+        fallback: OfflineGrader,
         breaker: Breaker | None = None,
     ):
         self.content = content
@@ -427,6 +427,13 @@ class LLMGrader:
                 "quotes prove."
             )
 
+        cap, why = self.fallback.hard_caps(request)
+        if score > cap:
+            # Ticks cannot see stuffing, hedging or wrong arithmetic; the scoring guide's
+            # hard rules hold whoever marked the criteria.
+            corrections.append(f"Score capped at {cap}/4 by the scoring rules: {why[0]}")
+            score = cap
+
         mistake_ids = [m for m in dict.fromkeys(reply.mistakes) if m in self.content.mistakes]
         offline: PhaseGrade | None = None
         if injected:
@@ -483,10 +490,6 @@ def not_evidence(text: str) -> list[tuple[int, int, str]]:
     it also fires on ordinary "API: ..." labels, which would cap honest answers.)
     """
     regions = [(a, b, GRADER) for a, b in injected_spans(text)]
-    try:
-        from coach.grading.offline import split_sentences
-    except ImportError:  # pragma: no cover - the offline grader ships with coach
-        return regions
     for sentence in split_sentences(text):
         why = INTERVIEWER if sentence.interviewer else HIDDEN if sentence.hidden else None
         if why:

@@ -194,8 +194,11 @@ class _Answer:
 
 @dataclass(frozen=True)
 class Detection:
-    evidence: str
+    """`evidence` is an exact quote from the answer; `note` says what was (not) seen."""
+
+    evidence: str | None
     phase: PhaseId | None
+    note: str | None = None
 
 
 MAX_QUOTE_CHARS = 220  # long enough to show the point, short enough to read in a report
@@ -226,8 +229,9 @@ def _skipping_requirements(answer: _Answer) -> Detection | None:
     missing = [c.title.lower() for c in grade.criteria if not c.met]
     detail = f"; missing: {', '.join(missing)}" if missing else ""
     return Detection(
-        f"The requirements phase scored {grade.score}/4 before the design began{detail}.",
+        None,
         "requirements",
+        f"The requirements phase scored {grade.score}/4 before the design began{detail}.",
     )
 
 
@@ -300,12 +304,15 @@ def _no_tradeoffs(answer: _Answer) -> Detection | None:
         return None
     example = next((s for s in answer.sentences if _CHOICE_RE.search(s.text)), None)
     if example is None:
-        return Detection("No choice in the answer names an alternative or what it gives up.", None)
+        return Detection(
+            None, None, "No choice in the answer names an alternative or what it gives up."
+        )
     quote = _quote(example.text)
     return Detection(
-        f'Choices are stated as facts, e.g. "{quote}", with no alternative named and '
-        "nothing said about what they give up.",
+        quote,
         answer.phase_of(quote, "deep_dive"),
+        "Choices are stated as facts, with no alternative named and nothing said about what "
+        "they give up.",
     )
 
 
@@ -761,6 +768,7 @@ def detect_mistakes(content: Content, request: AnswerReviewRequest) -> list[Mist
                 id=mistake_id,
                 title=mistake.title,
                 evidence=detection.evidence,
+                note=detection.note,
                 fix=mistake.fix,
                 phase=detection.phase,
             )

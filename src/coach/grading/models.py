@@ -29,7 +29,12 @@ class CriterionResult(GradeModel):
 class MistakeFinding(GradeModel):
     id: MistakeId
     title: str
-    evidence: str | None = Field(default=None, description="Quote or observation behind it.")
+    evidence: str | None = Field(
+        default=None, description="A quote that occurs in the candidate's text, when one shows it."
+    )
+    note: str | None = Field(
+        default=None, description="What was seen, or not seen, when no single quote shows it."
+    )
     fix: str
     phase: PhaseId | None = None
 

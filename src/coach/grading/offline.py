@@ -1173,10 +1173,7 @@ class OfflineGrader:
     def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade:
         phase = self.content.phase(request.phase)
         full = analyse(request.full_text) if request.full_text else None
-        own_text = request.text
-        if phase.id == "deep_dive" and request.pushbacks:
-            replies = "\n\n".join(p.reply for p in request.pushbacks if p.reply.strip())
-            own_text = f"{own_text}\n\n{replies}" if own_text.strip() else replies
+        own_text = self._own_text(request)
         section = analyse(own_text) if own_text.strip() else None
         own = self._evaluate(phase, section) if section else {}
         elsewhere = self._look_elsewhere(phase, own, full) if full else {}
@@ -1217,6 +1214,14 @@ class OfflineGrader:
             source="offline",
             model=MODEL_NAME,
         )
+
+    @staticmethod
+    def _own_text(request: PhaseGradingRequest) -> str:
+        """The phase's own text; the deep dive includes the replies to pushbacks."""
+        if request.phase != "deep_dive" or not request.pushbacks:
+            return request.text
+        replies = "\n\n".join(p.reply for p in request.pushbacks if p.reply.strip())
+        return f"{request.text}\n\n{replies}" if request.text.strip() else replies
 
     def find_mistakes(self, request: AnswerReviewRequest) -> list[MistakeFinding]:
         from coach.grading.mistakes import detect_mistakes
@@ -1345,12 +1350,6 @@ class OfflineGrader:
         reasons: list[str] = []
         if section is None and full is None:
             return 0, ["Nothing was written for this phase."]
-        if section is not None and _is_stuffed(section):
-            reasons.append(
-                "Keyword stuffing: this section lists technology names without reasoning, "
-                "which scores 0 however many terms are correct."
-            )
-            return 0, reasons
         own_score = score_from_criteria(phase, met_own)
         any_score = score_from_criteria(phase, met_any)
         if section is None and phase.id not in _SCOPING_PHASES:
@@ -1361,6 +1360,34 @@ class OfflineGrader:
             score = max(own_score, any_score - 1) if any_score > own_score else own_score
         if score == 0 and any(o.touched for o in own.values()):
             score = 1
+        return self._apply_caps(phase, request, section, score, reasons), reasons
+
+    def hard_caps(self, request: PhaseGradingRequest) -> tuple[int, list[str]]:
+        """The highest score the scoring guide's hard rules allow this phase, and why.
+
+        Ticked criteria cannot see stuffing, hedging or wrong arithmetic, so any grader (the
+        LLM one included) caps its score here: the rules hold whoever marks the criteria.
+        """
+        reasons: list[str] = []
+        own_text = self._own_text(request)
+        section = analyse(own_text) if own_text.strip() else None
+        phase = self.content.phase(request.phase)
+        return self._apply_caps(phase, request, section, 4, reasons), reasons
+
+    def _apply_caps(
+        self,
+        phase: Phase,
+        request: PhaseGradingRequest,
+        section: TextAnalysis | None,
+        score: int,
+        reasons: list[str],
+    ) -> int:
+        if section is not None and _is_stuffed(section):
+            reasons.append(
+                "Keyword stuffing: this section lists technology names without reasoning, "
+                "which scores 0 however many terms are correct."
+            )
+            return 0
         if section is not None:
             score = self._section_caps(section, score, reasons)
         slips = check_arithmetic(request.full_text) if request.full_text else []
@@ -1381,7 +1408,7 @@ class OfflineGrader:
                 reasons.append(
                     "Numbers without units cap estimation at 1, e.g. '" + unitless[0] + "'."
                 )
-        return score, reasons
+        return score
 
     @staticmethod
     def _section_caps(section: TextAnalysis, score: int, reasons: list[str]) -> int:
