@@ -27,5 +27,22 @@ echo "==> lint"
 "$venv/bin/ruff" check src tests benchmarks
 "$venv/bin/ruff" format --check src tests benchmarks
 
+# The database tests run on SQLite always, and on PostgreSQL too when a server answers: each run
+# creates its own uniquely named database there and drops it at the end.
+if [ -z "${COACH_TEST_POSTGRES_URL:-}" ]; then
+    pg_url="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    if "$py" -c 'import sys, psycopg
+psycopg.connect(sys.argv[1].replace("+psycopg", "", 1), connect_timeout=2).close()' "$pg_url" \
+        >/dev/null 2>&1; then
+        export COACH_TEST_POSTGRES_URL="$pg_url"
+        echo "==> PostgreSQL answers at 127.0.0.1:5432: database tests run on SQLite and PostgreSQL"
+    else
+        echo "==> no PostgreSQL at 127.0.0.1:5432: database tests run on SQLite only" \
+            "(set COACH_TEST_POSTGRES_URL to use another server)"
+    fi
+else
+    echo "==> COACH_TEST_POSTGRES_URL is set: database tests run on SQLite and PostgreSQL"
+fi
+
 echo "==> tests"
 exec "$py" -m pytest "$@"

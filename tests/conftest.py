@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from coach.config import Settings
 from coach.content import Content, load_content
+from coach.store.database import normalize_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -22,3 +28,46 @@ def content() -> Content:
 def offline_settings(tmp_path: Path) -> Settings:
     """Settings with no LLM and a throwaway data folder."""
     return Settings(llm_base_url=None, llm_api_key=None, data_dir=tmp_path / "data")
+
+
+POSTGRES_URL_ENV = "COACH_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_test_database() -> Iterator[str]:
+    """A fresh, uniquely named database for this test run, dropped at the end.
+
+    Several test runs share one PostgreSQL server, so the name is random and nothing else on
+    the server is touched.
+    """
+    base = os.environ.get(POSTGRES_URL_ENV)
+    if not base:
+        pytest.skip(
+            f"{POSTGRES_URL_ENV} is not set; scripts/test.sh sets it when PostgreSQL answers "
+            "on 127.0.0.1:5432"
+        )
+    server = normalize_url(base)
+    name = f"coach_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no tables) on each backend; PostgreSQL only when configured."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'coach.db'}"
+    url: str = request.getfixturevalue("postgres_test_database")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with engine.connect() as conn:  # whatever the previous test left behind goes
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url

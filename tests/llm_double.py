@@ -10,8 +10,13 @@ Usage::
 
 Each POST /v1/chat/completions takes the next scripted reply (or `llm.default` once the
 script is used up). A reply may also be a function of the request body, for doubles that
-answer from what they were sent. Streaming (`stream: true`) answers with SSE chunks ending
-in `data: [DONE]`, like the real API.
+answer from what they were sent.
+
+Streaming (`stream: true`) answers like the real API: `chat.completion.chunk` events with
+the content split into `chunk_size` pieces (each after `chunk_delay` seconds, so a test can
+see tokens arrive before the end), a last chunk with the finish_reason, a usage chunk when
+the request asks for `stream_options.include_usage`, then `data: [DONE]`. Scripted HTTP
+errors and delays apply to streams too; `Reply.stream_error` fails in the middle of one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,17 +43,39 @@ def approx_tokens(text: str) -> int:
 
 @dataclass
 class Reply:
-    """One scripted answer: a message content, or an HTTP error, after an optional delay."""
+    """One scripted answer: a message content, or an HTTP error, after an optional delay.
+
+    The streaming fields matter only for `stream: true` requests: `chunk_size` characters per
+    chunk, `chunk_delay` seconds before each, and with `error_after_chunks` an error event
+    saying `stream_error_message` after that many content chunks instead of the rest.
+    `send_usage=False` plays a server that never reports usage.
+    """
 
     content: str = ""
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     finish_reason: str = "stop"
+    chunk_size: int = 8
+    chunk_delay: float = 0.0
+    error_after_chunks: int | None = None
+    stream_error_message: str = "scripted stream failure"
+    send_usage: bool = True
 
     @classmethod
-    def json(cls, data: Any, *, delay: float = 0.0) -> Reply:
-        return cls(content=json.dumps(data), delay=delay)
+    def json(
+        cls, data: Any, *, delay: float = 0.0, chunk_size: int = 8, chunk_delay: float = 0.0
+    ) -> Reply:
+        return cls(
+            content=json.dumps(data), delay=delay, chunk_size=chunk_size, chunk_delay=chunk_delay
+        )
+
+    @classmethod
+    def stream_error(
+        cls, content: str, *, after_chunks: int = 2, message: str = "scripted stream failure"
+    ) -> Reply:
+        """A stream that starts well, then sends an error event (as OpenAI does mid-stream)."""
+        return cls(content=content, error_after_chunks=after_chunks, stream_error_message=message)
 
     @classmethod
     def text(cls, content: str) -> Reply:
@@ -81,10 +108,18 @@ def _prompt_text(body: dict[str, Any]) -> str:
 class LLMDouble:
     """The server; a context manager that runs uvicorn in a background thread."""
 
-    def __init__(self, *, model: str = "double-model", refuse_json_schema: bool = False):
+    def __init__(
+        self,
+        *,
+        model: str = "double-model",
+        refuse_json_schema: bool = False,
+        refuse_stream_options: bool = False,
+    ):
         self.model = model
         # Answer json_schema requests with a 500, as llama.cpp's server does.
         self.refuse_json_schema = refuse_json_schema
+        # Answer requests carrying stream_options with a 400, as some older servers do.
+        self.refuse_stream_options = refuse_stream_options
         self.requests: list[dict[str, Any]] = []
         self.default: Responder = Reply.error(500, "no reply scripted")
         self._script: deque[Responder] = deque()
@@ -103,6 +138,7 @@ class LLMDouble:
         self._script.clear()
         self.default = Reply.error(500, "no reply scripted")
         self.refuse_json_schema = False
+        self.refuse_stream_options = False
         self._last_prompt = ""
 
     @property
@@ -115,6 +151,8 @@ class LLMDouble:
         fmt = body.get("response_format") or {}
         if self.refuse_json_schema and fmt.get("type") == "json_schema":
             return Reply.error(500, "response_format json_schema is not supported")
+        if self.refuse_stream_options and "stream_options" in body:
+            return Reply.error(400, "Unrecognized request argument supplied: stream_options")
         responder = self._script.popleft() if self._script else self.default
         return responder(body) if callable(responder) else responder
 
@@ -166,8 +204,10 @@ class LLMDouble:
             created = int(time.time())
             usage = self._usage(body, reply.content)
             if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return StreamingResponse(
-                    self._chunks(reply, created), media_type="text/event-stream"
+                    self._chunks(reply, created, usage if include_usage else None),
+                    media_type="text/event-stream",
                 )
             return JSONResponse(
                 {
@@ -183,27 +223,60 @@ class LLMDouble:
                             "logprobs": None,
                         }
                     ],
-                    "usage": usage,
+                    **({"usage": usage} if reply.send_usage else {}),
                 }
             )
 
         return app
 
-    async def _chunks(self, reply: Reply, created: int):  # type: ignore[no-untyped-def]
+    async def _chunks(
+        self, reply: Reply, created: int, usage: dict[str, Any] | None
+    ) -> AsyncIterator[str]:
+        """The reply as OpenAI's SSE events; `usage` given means the request asked for it."""
+        ident = f"chatcmpl-{len(self.requests)}"
+        with_usage = usage is not None and reply.send_usage
+
+        def event(data: dict[str, Any]) -> str:
+            return f"data: {json.dumps(data)}\n\n"
+
         def chunk(delta: dict[str, Any], finish: str | None) -> str:
-            data = {
-                "id": f"chatcmpl-{len(self.requests)}",
+            data: dict[str, Any] = {
+                "id": ident,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": self.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
-            return f"data: {json.dumps(data)}\n\n"
+            if with_usage:
+                data["usage"] = None  # every chunk but the last has "usage": null
+            return event(data)
 
         yield chunk({"role": "assistant", "content": ""}, None)
-        for start in range(0, len(reply.content), 8):
-            yield chunk({"content": reply.content[start : start + 8]}, None)
+        size = max(1, reply.chunk_size)
+        for n, start in enumerate(range(0, len(reply.content), size)):
+            if reply.error_after_chunks is not None and n >= reply.error_after_chunks:
+                error = {
+                    "message": reply.stream_error_message,
+                    "type": "server_error",
+                    "code": None,
+                }
+                yield event({"error": error})
+                return
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            yield chunk({"content": reply.content[start : start + size]}, None)
         yield chunk({}, reply.finish_reason)
+        if with_usage:
+            yield event(
+                {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
         yield "data: [DONE]\n\n"
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from pydantic import SecretStr, ValidationError
@@ -28,6 +28,9 @@ from coach.errors import CoachError, InputError, InterviewStateError
 from coach.render import duration, grade_text, report_markdown, report_text
 from coach.sessions_file import SessionFiles
 from coach.text_input import decode_upload
+
+if TYPE_CHECKING:
+    from coach.store import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -540,6 +543,137 @@ def eval_command(
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         typer.echo(render_table(result))
+
+
+# --- coach db, coach tokens -------------------------------------------------------------------
+
+# --- coach serve ------------------------------------------------------------------------------
+
+
+@app.command("serve")
+@_friendly
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Address (default COACH_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default COACH_PORT).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes (default COACH_WORKERS; >1 needs PostgreSQL)."),
+    ] = None,
+) -> None:
+    """Start the web service (API, docs at /docs) on the configured database."""
+    import os
+
+    import uvicorn
+
+    from coach.store import Store
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    settings = _settings().model_copy(update=overrides)
+    store = Store.from_settings(settings)
+    try:
+        sqlite = store.display_url.startswith("sqlite")
+        if settings.workers > 1 and sqlite:
+            raise CoachError(
+                "Several workers need a shared database: set COACH_DATABASE_URL to PostgreSQL, "
+                "or run one worker with SQLite."
+            )
+        store.upgrade()  # the embedded default migrates itself; PostgreSQL is a no-op if current
+    finally:
+        store.close()
+    for name, value in overrides.items():  # worker processes read their settings from the env
+        os.environ[f"COACH_{name.upper()}"] = str(value)
+    grading = "an LLM (" + settings.llm_model + ")" if settings.llm_enabled else "offline"
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    typer.echo(f"coach is serving at http://{shown}:{settings.port}/  (API docs: /docs)")
+    typer.echo(f"  database: {store.display_url}; grading: {grading}; Ctrl+C stops it")
+    uvicorn.run(
+        "coach.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+    )
+
+
+db_app = typer.Typer(
+    help="The database behind the service (COACH_DATABASE_URL; default: a SQLite file in the "
+    "data folder).",
+    no_args_is_help=True,
+)
+tokens_app = typer.Typer(
+    help="API tokens for the service: create one per client, list them, revoke one.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(tokens_app, name="tokens")
+
+
+def _store() -> Store:
+    from coach.store import Store
+
+    return Store.from_settings(_settings())
+
+
+@db_app.command("upgrade")
+@_friendly
+def db_upgrade_command() -> None:
+    """Create or migrate coach's tables in the configured database (safe to run again)."""
+    with _store() as store:
+        before = store.revision()
+        store.upgrade()
+        after = store.revision()
+    if before == after:
+        typer.echo(f"Database {store.display_url} is up to date (revision {after}).")
+    else:
+        typer.echo(
+            f"Database {store.display_url} upgraded from revision {before or '(none)'} to {after}."
+        )
+
+
+@tokens_app.command("create")
+@_friendly
+def tokens_create_command(
+    name: Annotated[str, typer.Argument(help="Who or what the token is for, e.g. ci.")],
+) -> None:
+    """Create an API token and print its secret (once: only a hash of it is kept)."""
+    with _store() as store:
+        token_id, secret = store.create_token(name)
+    typer.echo(f"Created API token {name.strip()!r} (id {token_id}).")
+    typer.echo("Its secret is below. Copy it now: it cannot be shown again.\n")
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+@_friendly
+def tokens_list_command() -> None:
+    """List the API tokens: id, name, when created, and whether revoked (never secrets)."""
+    with _store() as store:
+        tokens = store.list_tokens()
+    if not tokens:
+        typer.echo("No API tokens yet. Create one with: coach tokens create NAME")
+        return
+    rows = [
+        [
+            t.id,
+            t.name,
+            t.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "revoked" if t.revoked else "active",
+        ]
+        for t in tokens
+    ]
+    typer.echo(_table(["id", "name", "created", "status"], rows))
+
+
+@tokens_app.command("revoke")
+@_friendly
+def tokens_revoke_command(
+    name: Annotated[str, typer.Argument(help="The token's name (or id).")],
+) -> None:
+    """Revoke an API token for good; requests with its secret are refused from now on."""
+    with _store() as store:
+        store.revoke_token(name)
+    typer.echo(f"Revoked API token {name!r}.")
 
 
 # --- coach settings ---------------------------------------------------------------------------

@@ -90,6 +90,35 @@ class Settings(BaseSettings):
         default=400_000, gt=0, description="Largest whole-answer upload accepted, in bytes."
     )
 
+    # --- The service (coach serve) -------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address `coach serve` listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `coach serve` listens on.")
+    workers: int = Field(
+        default=1, ge=1, description="Server processes; more than one needs PostgreSQL."
+    )
+    auth: Literal["none", "token"] = Field(
+        default="none",
+        description="none: local single-user mode, no login; token: every API call needs a "
+        "bearer token made with `coach tokens create NAME`, and sees only its own interviews.",
+    )
+    rate_limit: str = Field(
+        default="60/minute",
+        description="LLM-backed calls (advance, finish, clarify, gradings) allowed per token "
+        "(or per client in local mode), in the `limits` notation, e.g. 30/minute.",
+    )
+    max_request_bytes: int = Field(
+        default=1_000_000, gt=0, description="Largest HTTP request body accepted, in bytes."
+    )
+    sync_grading_max_chars: int = Field(
+        default=20_000,
+        ge=0,
+        description="Uploads up to this many characters are graded in the request; longer "
+        "ones become a job to poll at /v1/gradings/{id}.",
+    )
+    job_threads: int = Field(
+        default=2, ge=1, description="Background threads grading upload jobs in this process."
+    )
+
     @property
     def llm_enabled(self) -> bool:
         """An LLM is used when an endpoint or a key is given; otherwise grading is offline."""

@@ -74,3 +74,27 @@ class SessionNotFoundError(CoachError):
     """No saved interview session has the requested id."""
 
     code = "session_not_found"
+
+
+class InterviewNotFoundError(CoachError):
+    """No stored interview has that id for this caller (other owners' interviews are hidden)."""
+
+    code = "interview_not_found"
+
+
+class InterviewConflictError(CoachError):
+    """The interview changed since it was loaded; reload it and apply the change again."""
+
+    code = "interview_conflict"
+
+
+class GradingNotFoundError(CoachError):
+    """No stored grading has that id for this caller."""
+
+    code = "grading_not_found"
+
+
+class StoreUnavailableError(CoachError):
+    """The database cannot be reached, or its tables are missing or out of date."""
+
+    code = "store_unavailable"

@@ -1,16 +1,24 @@
 """The one place coach talks to an LLM: the openai client, its timeouts and its error mapping.
 
 Everything that can go wrong on the wire or in the reply becomes one of two coach errors,
-in `_call` below: `LLMUnavailableError` (timeout, connection, rate limit, server error) or
-`LLMInvalidOutputError` (the reply is not JSON matching the schema). Callers fall back to
+in `_exchange` below: `LLMUnavailableError` (timeout, connection, rate limit, server error)
+or `LLMInvalidOutputError` (the reply is not JSON matching the schema). Callers fall back to
 the offline grader on either, so no openai or httpx exception leaks past this module.
+
+Two hooks let the service watch calls without threading arguments through the grader:
+`streaming_tokens(sink)` streams the reply's text to `sink` as it is generated, and
+`add_call_observer(fn)` hands `fn` an `LLMCallRecord` for every HTTP call made.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,11 +29,110 @@ from coach.config import Settings
 from coach.errors import LLMInvalidOutputError, LLMUnavailableError
 from coach.grading.models import TokenUsage
 
+log = logging.getLogger(__name__)
+
 JsonMode = Literal["json_schema", "json_object"]
 Message = dict[str, str]
+Outcome = Literal["ok", "invalid_output", "timeout", "unavailable", "rate_limited", "error"]
+TokenSink = Callable[[str], None]
 
 # Statuses that say nothing about the response_format, so auto mode must not switch on them.
 _NOT_ABOUT_FORMAT = {401, 403, 408, 429}
+
+
+# --- token streaming ---------------------------------------------------------------------
+
+token_sink: ContextVar[TokenSink | None] = ContextVar("coach_llm_token_sink", default=None)
+"""Where `complete_json` sends reply text as it arrives; None (the default) means no streaming."""
+
+_stream_purposes: ContextVar[frozenset[str]] = ContextVar(
+    "coach_llm_stream_purposes", default=frozenset({"grade"})
+)
+
+
+@contextmanager
+def streaming_tokens(sink: TokenSink, *, purposes: Collection[str] = ("grade",)) -> Iterator[None]:
+    """Stream the text of every LLM call made inside the block, as it is generated, to `sink`.
+
+    A context variable instead of a parameter, because the call happens deep inside
+    engine.advance -> grader -> client. Only calls whose purpose is in `purposes` stream, so
+    the interviewer voice's reply (made in the same advance) does not leak into a feedback
+    stream. Every such call streams, including the grader's retry after an unusable reply.
+    The sink gets the raw text (JSON), in order; the validated result is still what
+    `complete_json` returns. A sink that raises is logged and ignored for the rest of the call:
+    a broken display must not cost the grade.
+
+    Context variables do not follow work into a new thread: enter this block in the thread
+    that grades (e.g. inside the worker thread's function, not around `run_in_threadpool`).
+
+    Example::
+
+        with streaming_tokens(queue.put_nowait):
+            result = engine.advance(session)   # tokens reach the queue while it grades
+    """
+    sink_token = token_sink.set(sink)
+    purposes_token = _stream_purposes.set(frozenset(purposes))
+    try:
+        yield
+    finally:
+        _stream_purposes.reset(purposes_token)
+        token_sink.reset(sink_token)
+
+
+# --- call records --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LLMCallRecord:
+    """One HTTP call to the LLM and how it went, for the llm_calls table and metrics.
+
+    Token counts are 0 when the server did not report them or the call failed before a
+    reply; `error` is the coach error message when `outcome` is not "ok".
+    """
+
+    purpose: str
+    model: str
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    outcome: Outcome
+    error: str | None
+
+
+CallObserver = Callable[[LLMCallRecord], None]
+_observers: list[CallObserver] = []
+_observers_lock = threading.Lock()
+
+
+def add_call_observer(fn: CallObserver) -> Callable[[], None]:
+    """Have `fn` called with a record of every LLM call, in the calling thread; returns a remover.
+
+    Observers run after each HTTP call (the auto-mode retry and failed calls included). An
+    observer that raises is logged and skipped, so metrics can never break grading.
+    """
+    with _observers_lock:
+        _observers.append(fn)
+
+    def remove() -> None:
+        with _observers_lock:
+            if fn in _observers:
+                _observers.remove(fn)
+
+    return remove
+
+
+def _notify(record: LLMCallRecord) -> None:
+    with _observers_lock:
+        observers = tuple(_observers)
+    for observer in observers:
+        try:
+            observer(record)
+        except Exception:
+            log.exception("LLM call observer %r failed; the call itself is unaffected", observer)
+
+
+# --- the client ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -37,6 +144,17 @@ class LLMReply:
     model: str
     raw: str
     parsed: BaseModel | None = None
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """What a plain or a streamed completion came to, so both are checked by the same code."""
+
+    raw: str
+    finish_reason: str | None
+    model: str | None
+    usage: Any  # openai's CompletionUsage, or None when the server did not report it
+    has_choice: bool
 
 
 class LLMClient:
@@ -55,6 +173,10 @@ class LLMClient:
     retries the same request once with json_object; if that works it keeps json_object for
     the life of the client, and if json_schema ever works it keeps json_schema. A transient
     outage therefore never locks in the wrong mode: a mode is remembered only once it worked.
+
+    Streaming. Inside `streaming_tokens(sink)` the request is sent with `stream=True` (and
+    `stream_options.include_usage`), the text goes to the sink chunk by chunk, and the whole
+    reply is then checked exactly like a plain one. The read timeout applies between chunks.
     """
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.perf_counter):
@@ -91,19 +213,25 @@ class LLMClient:
         max_tokens: int,
         name: str = "reply",
         validate: type[BaseModel] | None = None,
+        purpose: str = "grade",
     ) -> LLMReply:
         """One chat completion that must come back as a JSON object matching `schema`.
 
         `validate`, when given, is the pydantic model the reply must also satisfy; a mismatch
-        is an `LLMInvalidOutputError` like broken JSON.
+        is an `LLMInvalidOutputError` like broken JSON. `purpose` labels the call's records
+        (and decides whether it streams into a `streaming_tokens` sink).
         """
         max_tokens = min(max_tokens, self._settings.llm_max_tokens)
+        sink = token_sink.get()
+        if sink is not None and purpose not in _stream_purposes.get():
+            sink = None
+        call = _Call(messages, schema, name, max_tokens, validate, purpose, sink)
         if self._mode is not None:
-            return self._call(messages, schema, name, self._mode, max_tokens, validate)
+            return self._call(call, self._mode)
         try:
-            reply = self._call(messages, schema, name, "json_schema", max_tokens, validate)
+            reply = self._call(call, "json_schema")
         except _FormatRefused:
-            reply = self._call(messages, schema, name, "json_object", max_tokens, validate)
+            reply = self._call(call, "json_object")
             self._mode = "json_object"
             return reply
         self._mode = "json_schema"
@@ -119,26 +247,34 @@ class LLMClient:
             }
         return {"type": "json_object", "schema": schema}
 
-    def _call(
-        self,
-        messages: Sequence[Message],
-        schema: dict[str, Any],
-        name: str,
-        mode: JsonMode,
-        max_tokens: int,
-        validate: type[BaseModel] | None,
-    ) -> LLMReply:
-        """Send one request and translate every failure into a coach error (the only place)."""
-        settings = self._settings
+    def _call(self, call: _Call, mode: JsonMode) -> LLMReply:
+        """One HTTP call, reported to the observers whatever its outcome."""
         started = self._clock()
         try:
-            completion = self._client.chat.completions.create(
-                model=self.model,
-                messages=list(messages),  # type: ignore[arg-type]
-                temperature=settings.llm_temperature,
-                max_tokens=max_tokens,
-                response_format=self._response_format(mode, schema, name),
+            reply = self._exchange(call, mode, started)
+        except Exception as exc:
+            _notify(self._failure_record(call.purpose, started, exc))
+            raise
+        usage = reply.usage
+        _notify(
+            LLMCallRecord(
+                purpose=call.purpose,
+                model=reply.model,
+                prompt_tokens=usage.prompt_tokens,
+                cached_tokens=usage.cached_tokens,
+                completion_tokens=usage.completion_tokens,
+                latency_ms=usage.latency_ms,
+                outcome="ok",
+                error=None,
             )
+        )
+        return reply
+
+    def _exchange(self, call: _Call, mode: JsonMode, started: float) -> LLMReply:
+        """Send one request and translate every failure into a coach error (the only place)."""
+        settings = self._settings
+        try:
+            completion = self._request(call, mode)
         except openai.APITimeoutError as exc:
             raise LLMUnavailableError(
                 f"LLM timed out after {settings.llm_read_timeout:g}s ({self.endpoint}); "
@@ -157,13 +293,6 @@ class LLMClient:
             ) from exc
         except openai.APIStatusError as exc:
             detail = _status_detail(exc)
-            if (
-                settings.llm_json_mode == "auto"
-                and self._mode is None
-                and mode == "json_schema"
-                and exc.status_code not in _NOT_ABOUT_FORMAT
-            ):
-                raise _FormatRefused(detail) from exc
             if "context" in detail.lower():
                 hint = (
                     " The prompt does not fit the model's context window: set "
@@ -175,18 +304,105 @@ class LLMClient:
                 hint = " Check COACH_LLM_MODEL and COACH_LLM_JSON_MODE."
             else:
                 hint = ""
+            message = f"LLM endpoint returned HTTP {exc.status_code}: {detail.rstrip('.')}.{hint}"
+            if (
+                settings.llm_json_mode == "auto"
+                and self._mode is None
+                and mode == "json_schema"
+                and exc.status_code not in _NOT_ABOUT_FORMAT
+            ):
+                raise _FormatRefused(message) from exc
+            raise LLMUnavailableError(message) from exc
+        except openai.APIError as exc:  # an error event in the middle of a stream
             raise LLMUnavailableError(
-                f"LLM endpoint returned HTTP {exc.status_code}: {detail.rstrip('.')}.{hint}"
+                f"LLM endpoint reported an error mid-reply ({self.endpoint}): "
+                f"{_clip(exc.message).rstrip('.')}."
             ) from exc
         except openai.OpenAIError as exc:  # anything else the client can raise
             raise LLMUnavailableError(f"LLM call failed: {exc}") from exc
         latency_ms = (self._clock() - started) * 1000
-        return self._parse(completion, latency_ms, validate)
+        return self._parse(completion, latency_ms, call.validate)
+
+    def _request(self, call: _Call, mode: JsonMode) -> _Completion:
+        """The HTTP exchange itself; openai errors propagate to `_exchange` for mapping."""
+        settings = self._settings
+        messages: Any = list(call.messages)
+        response_format = self._response_format(mode, call.schema, call.name)
+        if call.sink is None:
+            completion = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                temperature=settings.llm_temperature,
+                max_tokens=call.max_tokens,
+                response_format=response_format,
+            )
+            choices = getattr(completion, "choices", None) or []
+            first = choices[0] if choices else None
+            message = first.message if first is not None else None
+            return _Completion(
+                raw=(message.content if message else None) or "",
+                finish_reason=first.finish_reason if first is not None else None,
+                model=getattr(completion, "model", None),
+                usage=getattr(completion, "usage", None),
+                has_choice=first is not None,
+            )
+        stream = self._client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            temperature=settings.llm_temperature,
+            max_tokens=call.max_tokens,
+            response_format=response_format,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        feed = _SafeSink(call.sink)
+        parts: list[str] = []
+        finish_reason: str | None = None
+        model: str | None = None
+        usage: Any = None
+        has_choice = False
+        with stream:
+            for chunk in stream:
+                model = getattr(chunk, "model", None) or model
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in chunk.choices or []:
+                    if choice.index != 0:
+                        continue
+                    has_choice = True
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        parts.append(text)
+                        feed(text)
+                    finish_reason = choice.finish_reason or finish_reason
+        return _Completion(
+            raw="".join(parts),
+            finish_reason=finish_reason,
+            model=model,
+            usage=usage,
+            has_choice=has_choice,
+        )
+
+    def _failure_record(self, purpose: str, started: float, exc: Exception) -> LLMCallRecord:
+        """The record of a failed call: what it cost, when known, and why it failed."""
+        latency_ms = (self._clock() - started) * 1000
+        usage = getattr(exc, "usage", None)
+        if not isinstance(usage, TokenUsage):
+            usage = TokenUsage(latency_ms=latency_ms)
+        return LLMCallRecord(
+            purpose=purpose,
+            model=self.model,
+            prompt_tokens=usage.prompt_tokens,
+            cached_tokens=usage.cached_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_ms=usage.latency_ms,
+            outcome=_outcome(exc),
+            error=str(exc),
+        )
 
     def _parse(
-        self, completion: Any, latency_ms: float, validate: type[BaseModel] | None
+        self, completion: _Completion, latency_ms: float, validate: type[BaseModel] | None
     ) -> LLMReply:
-        usage = _usage(completion, latency_ms)
+        usage = _usage(completion.usage, latency_ms)
         try:
             return self._decode(completion, usage, validate)
         except LLMInvalidOutputError as exc:
@@ -194,15 +410,13 @@ class LLMClient:
             raise
 
     def _decode(
-        self, completion: Any, usage: TokenUsage, validate: type[BaseModel] | None
+        self, completion: _Completion, usage: TokenUsage, validate: type[BaseModel] | None
     ) -> LLMReply:
-        model = getattr(completion, "model", None) or self.model
-        choices = getattr(completion, "choices", None) or []
-        if not choices:
+        model = completion.model or self.model
+        if not completion.has_choice:
             raise LLMInvalidOutputError("LLM reply had no choices.")
-        choice = choices[0]
-        raw = (choice.message.content if choice.message else None) or ""
-        if choice.finish_reason == "length":
+        raw = completion.raw
+        if completion.finish_reason == "length":
             raise LLMInvalidOutputError(
                 f"LLM reply was cut off at max_tokens ({usage.completion_tokens} tokens); "
                 "raise COACH_LLM_MAX_TOKENS."
@@ -229,8 +443,55 @@ class LLMClient:
         return LLMReply(data=data, usage=usage, model=model, raw=raw, parsed=parsed)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One `complete_json` request, kept together so the auto-mode retry can resend it."""
+
+    messages: Sequence[Message]
+    schema: dict[str, Any]
+    name: str
+    max_tokens: int
+    validate: type[BaseModel] | None
+    purpose: str
+    sink: TokenSink | None
+
+
+class _SafeSink:
+    """Calls the sink until it first raises, then logs once and stops: display is best effort."""
+
+    def __init__(self, sink: TokenSink):
+        self._sink: TokenSink | None = sink
+
+    def __call__(self, text: str) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink(text)
+        except Exception:
+            log.exception("LLM token sink %r failed; streaming to it stops", self._sink)
+            self._sink = None
+
+
 class _FormatRefused(Exception):
     """Internal: the endpoint rejected json_schema in auto mode; retry with json_object."""
+
+
+def _outcome(exc: BaseException) -> Outcome:
+    """The record's outcome for a failed call, read from the error and the openai cause."""
+    if isinstance(exc, LLMInvalidOutputError):
+        return "invalid_output"
+    cause = exc.__cause__
+    if isinstance(cause, openai.APITimeoutError):  # before APIConnectionError, its base
+        return "timeout"
+    if isinstance(cause, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(cause, openai.APIConnectionError):
+        return "unavailable"
+    if isinstance(cause, openai.APIStatusError):
+        return "unavailable" if cause.status_code >= 500 else "error"
+    if isinstance(cause, openai.APIError):  # an error event mid-stream
+        return "unavailable"
+    return "error"
 
 
 # Length bounds keep a small local model from rambling until max_tokens (llama.cpp turns them
@@ -247,8 +508,7 @@ def _strict_schema(schema: Any) -> Any:
     return schema
 
 
-def _usage(completion: Any, latency_ms: float) -> TokenUsage:
-    usage = getattr(completion, "usage", None)
+def _usage(usage: Any, latency_ms: float) -> TokenUsage:
     if usage is None:
         return TokenUsage(latency_ms=latency_ms)
     details = getattr(usage, "prompt_tokens_details", None)

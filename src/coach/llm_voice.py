@@ -87,7 +87,12 @@ class LLMVoice:
             return draft
         try:
             reply = self.client.complete_json(
-                messages, LINE_SCHEMA, max_tokens=VOICE_MAX_TOKENS, name="line", validate=_LineReply
+                messages,
+                LINE_SCHEMA,
+                max_tokens=VOICE_MAX_TOKENS,
+                name="line",
+                validate=_LineReply,
+                purpose="voice",
             )
         except LLMError as exc:
             self.breaker.record_failure()

@@ -305,6 +305,7 @@ class LLMGrader:
                 max_tokens=self.settings.llm_max_tokens,
                 name="split",
                 validate=SplitReply,
+                purpose="split",
             )
         except LLMError:
             self.breaker.record_failure()
@@ -326,7 +327,12 @@ class LLMGrader:
         max_tokens = self.settings.llm_max_tokens
         try:
             reply = self.client.complete_json(
-                messages, schema, max_tokens=max_tokens, name="phase_grade", validate=GradeReply
+                messages,
+                schema,
+                max_tokens=max_tokens,
+                name="phase_grade",
+                validate=GradeReply,
+                purpose="grade",
             )
             return reply, reply.usage
         except LLMInvalidOutputError as first:
@@ -341,7 +347,12 @@ class LLMGrader:
             ]
             try:
                 reply = self.client.complete_json(
-                    retry, schema, max_tokens=max_tokens, name="phase_grade", validate=GradeReply
+                    retry,
+                    schema,
+                    max_tokens=max_tokens,
+                    name="phase_grade",
+                    validate=GradeReply,
+                    purpose="grade",
                 )
             except LLMInvalidOutputError as second:
                 error = LLMInvalidOutputError(f"LLM gave unusable output twice: {second}")

@@ -1,0 +1,130 @@
+"""`create_app(settings)`: the FastAPI app over one CoachService, with its ops endpoints.
+
+No import-time side effects: tests and `coach serve` each build their own app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from coach import __version__
+from coach.api.deps import RateLimiter
+from coach.api.errors import install_error_handlers
+from coach.api.metrics import Metrics, MetricsAndLimitsMiddleware
+from coach.api.routes_content import router as content_router
+from coach.api.routes_gradings import router as gradings_router
+from coach.api.routes_interviews import router as interviews_router
+from coach.config import Settings
+from coach.errors import CoachError
+from coach.llm import LLMCallRecord, add_call_observer
+from coach.service import CoachService
+
+log = logging.getLogger(__name__)
+
+# Sync routes and grading run in anyio's thread pool (40 threads by default). Each waiting
+# LLM call holds a thread, so a small pool would queue every other request behind slow
+# grades; threads that mostly wait on sockets are cheap.
+THREAD_POOL_SIZE = 200
+
+
+def create_app(settings: Settings | None = None, *, service: CoachService | None = None) -> FastAPI:
+    """Build the app; `service` lets a test share one it already holds."""
+    settings = settings or (service.settings if service else Settings())
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREAD_POOL_SIZE
+        svc = app.state.service
+        if settings.resolved_database_url.startswith("sqlite"):
+            svc.store.upgrade()  # the embedded default migrates itself
+        resumed = svc.resume_pending_gradings()
+        if resumed:
+            log.info("resumed %d unfinished grading job(s)", resumed)
+
+        def on_llm_call(record: LLMCallRecord) -> None:
+            metrics.observe_llm_call(record)
+            svc.store.record_llm_call(
+                purpose=record.purpose,
+                model=record.model,
+                prompt_tokens=record.prompt_tokens,
+                cached_tokens=record.cached_tokens,
+                completion_tokens=record.completion_tokens,
+                latency_ms=record.latency_ms,
+                outcome=record.outcome,
+                error=record.error,
+            )
+
+        remove_observer = add_call_observer(on_llm_call)
+        try:
+            yield
+        finally:
+            remove_observer()
+            svc.close()
+
+    app = FastAPI(
+        title="coach",
+        version=__version__,
+        summary="A system design interview coach: mock interviews, graded answers, a quiz.",
+        lifespan=lifespan,
+    )
+    app.state.service = service or CoachService(settings)
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    install_error_handlers(app)
+    app.add_middleware(
+        MetricsAndLimitsMiddleware, metrics=metrics, max_body=settings.max_request_bytes
+    )
+    app.include_router(content_router)
+    app.include_router(interviews_router)
+    app.include_router(gradings_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up (no dependency is checked)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request) -> JSONResponse:
+        """Ready to serve: the database answers, and grading is by LLM or offline."""
+        svc: CoachService = request.app.state.service
+        checks: dict[str, Any] = {}
+        ready = True
+        try:
+            svc.store.ping()
+            checks["database"] = {"ok": True}
+        except CoachError as exc:
+            ready = False
+            checks["database"] = {"ok": False, "reason": str(exc)}
+        breaker = getattr(svc.grader, "breaker", None)
+        if svc.settings.llm_enabled:
+            state = getattr(breaker, "state", "closed")
+            metrics.breaker_open.set(1 if state == "open" else 0)
+            checks["grader"] = {
+                "ok": True,
+                "mode": "llm",
+                "model": svc.settings.llm_model,
+                "breaker": state,
+            }
+        else:
+            checks["grader"] = {"ok": True, "mode": "offline"}
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics_endpoint(request: Request) -> Response:
+        """Prometheus text format: requests, latency, grades by source, LLM tokens, errors."""
+        breaker = getattr(request.app.state.service.grader, "breaker", None)
+        metrics.breaker_open.set(1 if getattr(breaker, "state", "") == "open" else 0)
+        return metrics.render()
+
+    return app

@@ -1,0 +1,90 @@
+"""Request dependencies: who is calling (auth) and whether they may spend an LLM call now."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from coach.api.errors import APIError
+from coach.config import Settings
+from coach.service import CoachService
+
+LOCAL = "local"  # the rate-limit key for everyone in local single-user mode
+
+
+def get_service(request: Request) -> CoachService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.service.settings  # type: ignore[no-any-return]
+
+
+def get_owner(request: Request) -> str | None:
+    """The caller's token id under COACH_AUTH=token; None in local mode (no login)."""
+    service: CoachService = request.app.state.service
+    if service.settings.auth == "none":
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise APIError(
+            401,
+            "unauthorized",
+            "This server needs a bearer token: send 'Authorization: Bearer <token>' "
+            "(make one with `coach tokens create NAME`).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token_id = service.store.token_id_for(secret.strip())
+    if token_id is None:
+        raise APIError(
+            401,
+            "invalid_token",
+            "The bearer token is unknown or revoked; make a new one with `coach tokens create`.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return token_id
+
+
+Service = Annotated[CoachService, Depends(get_service)]
+Owner = Annotated[str | None, Depends(get_owner)]
+
+
+class RateLimiter:
+    """Per-caller limit on LLM-backed calls, on the well-kept `limits` library.
+
+    In-process storage here; a shared store across instances is a setting away.
+    """
+
+    def __init__(self, rule: str, storage: MemoryStorage | None = None) -> None:
+        self.rule = parse(rule)
+        self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+
+    def check(self, key: str) -> None:
+        if self.limiter.hit(self.rule, "llm", key):
+            return
+        reset_at, _ = self.limiter.get_window_stats(self.rule, "llm", key)
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise APIError(
+            429,
+            "rate_limited",
+            f"Too many grading calls: the limit is {self.rule} per caller. "
+            f"Try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def llm_budget(request: Request, owner: Owner) -> str | None:
+    """Dependency for routes that may call the LLM: spends one unit of the caller's budget."""
+    key = owner or (request.client.host if request.client else LOCAL)
+    request.app.state.rate_limiter.check(key)
+    return owner
+
+
+LLMOwner = Annotated[str | None, Depends(llm_budget)]

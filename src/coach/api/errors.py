@@ -1,0 +1,110 @@
+"""Every error the API returns is JSON with a stable `code`, a message and the field at fault.
+
+Coach's own errors map to a status here, in one table; request validation errors become 422
+with the first offending field named. A bug still answers 500 with a JSON body, but bad
+input never reaches one: the schemathesis run in CI checks that.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from coach import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR: list[tuple[type[errors.CoachError], int]] = [
+    (errors.InputTooLargeError, 413),
+    (errors.InputError, 422),
+    (errors.UnknownQuestionError, 404),
+    (errors.InterviewNotFoundError, 404),
+    (errors.GradingNotFoundError, 404),
+    (errors.InterviewConflictError, 409),
+    (errors.InterviewStateError, 409),
+    (errors.StoreUnavailableError, 503),
+]
+
+# Which request field a coach error is about, for clients that highlight it.
+FIELD_FOR: dict[type[errors.CoachError], str] = {
+    errors.InputError: "text",
+    errors.UnknownQuestionError: "question_id",
+}
+
+
+class APIError(errors.CoachError):
+    """An error raised by a route itself, with its own status, code and field."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.field, self.headers = status, code, field, headers
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, str | None]:
+    return {"code": code, "message": message, "field": field}
+
+
+def status_of(exc: errors.CoachError) -> int:
+    return next((status for kind, status in STATUS_FOR if isinstance(exc, kind)), 400)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, str(exc), exc.field), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(errors.CoachError)
+    async def coach_error(_: Request, exc: errors.CoachError) -> JSONResponse:
+        field = next((f for kind, f in FIELD_FOR.items() if isinstance(exc, kind)), None)
+        return JSONResponse(error_body(exc.code, str(exc), field), status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        return JSONResponse(error_body("validation_error", message, field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON
+            return JSONResponse(
+                error_body(
+                    "invalid_body",
+                    "The request body is not UTF-8 JSON; send a JSON object such as "
+                    '{"text": "..."}.',
+                ),
+                status_code=422,
+            )
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "Something went wrong on our side; it was logged."),
+            status_code=500,
+        )

@@ -1,0 +1,186 @@
+"""Whole-answer grading: POST text or a file, get the report now or poll a job."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
+
+from coach.api.deps import LLMOwner, Owner, Service
+from coach.api.errors import APIError
+from coach.api.schemas import GradingRequest, GradingStatus
+from coach.errors import BinaryInputError
+from coach.grading.models import Report
+from coach.render import report_markdown
+from coach.store import GradingRecord
+from coach.text_input import clean_text, decode_upload
+
+router = APIRouter(prefix="/v1/gradings", tags=["gradings"])
+
+UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": GradingRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "question_id": {"type": "string"},
+                        "wait": {"type": "boolean"},
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+def status_of(record: GradingRecord) -> GradingStatus:
+    report = Report.model_validate_json(record.report_json) if record.report_json else None
+    return GradingStatus(
+        grading_id=record.id,
+        status=record.status,  # type: ignore[arg-type]
+        filename=record.filename,
+        question_id=record.question_id,
+        attempts=record.attempts,
+        error=record.error,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        report=report,
+        poll=f"/v1/gradings/{record.id}",
+    )
+
+
+def pdf_text(data: bytes) -> str:
+    """Text of a PDF's pages, via pypdf (pure Python, well kept)."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise BinaryInputError(
+            f"The PDF could not be read ({exc}); upload Markdown or text."
+        ) from exc
+
+
+async def read_request(request: Request, max_bytes: int, max_chars: int) -> GradingRequest:
+    """A JSON body or a multipart upload, as one GradingRequest with clean text."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise APIError(
+                422,
+                "validation_error",
+                "Attach the answer as the form field 'file'.",
+                field="file",
+            )
+        data = await upload.read()
+        name = upload.filename or "upload"
+        if data[:5] == b"%PDF-":
+            text = clean_text(pdf_text(data), max_chars=max_chars, what=f"PDF {name!r}")
+        else:
+            text = decode_upload(data, max_bytes=max_bytes, what=f"file {name!r}")
+        wait = form.get("wait")
+        try:
+            question_id = form.get("question_id")
+            return GradingRequest(
+                text=text,
+                filename=name[:255],
+                question_id=str(question_id) if question_id else None,
+                wait=None if wait is None else str(wait).lower() in ("1", "true", "yes"),
+            )
+        except ValidationError as exc:
+            raise APIError(422, "validation_error", str(exc.errors()[0]["msg"])) from exc
+    if kind not in ("application/json", ""):
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            "Send JSON {\"text\": ...} or a multipart/form-data upload with a 'file' field.",
+        )
+    try:
+        body = GradingRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise APIError(
+            422,
+            "validation_error",
+            f"{field}: {first['msg']}" if field else first["msg"],
+            field=field,
+        ) from exc
+    return body.model_copy(update={"text": clean_text(body.text, max_chars=max_chars)})
+
+
+@router.post(
+    "",
+    openapi_extra=UPLOAD_DOC,
+    responses={202: {"model": GradingStatus, "description": "Accepted as a job; poll it."}},
+)
+async def create_grading(request: Request, service: Service, owner: LLMOwner) -> Response:
+    """Grade a whole written answer phase by phase.
+
+    Returns the report (200) for answers up to COACH_SYNC_GRADING_MAX_CHARS, or 202 with a job
+    to poll at /v1/gradings/{id} for longer ones (or when `wait` is false). The answer is
+    stored before grading starts, so nothing is lost if grading fails: retry the job.
+    """
+    settings = service.settings
+    body = await read_request(request, settings.max_upload_bytes, settings.max_upload_bytes)
+    outcome = await anyio.to_thread.run_sync(
+        lambda: service.submit_grading(
+            body.text,
+            owner=owner,
+            filename=body.filename,
+            question_id=body.question_id,
+            wait=body.wait,
+        )
+    )
+    if outcome.report is None:
+        status = status_of(outcome.record)
+        return JSONResponse(
+            status.model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": status.poll},
+        )
+    for grade in outcome.report.phases:
+        request.app.state.metrics.observe_grade(grade)
+    payload = outcome.report.model_dump(mode="json") | {
+        "grading_id": outcome.record.id,
+        "status": outcome.record.status,
+    }
+    return JSONResponse(payload, headers={"Location": f"/v1/gradings/{outcome.record.id}"})
+
+
+@router.get("/{grading_id}")
+def get_grading(grading_id: str, service: Service, owner: Owner) -> GradingStatus:
+    """A grading job's status, and its report once done."""
+    return status_of(service.get_grading(grading_id, owner=owner))
+
+
+@router.post("/{grading_id}/retry", status_code=202)
+def retry_grading(grading_id: str, service: Service, owner: LLMOwner) -> GradingStatus:
+    """Grade a failed job again from its stored text."""
+    return status_of(service.retry_grading(grading_id, owner=owner))
+
+
+@router.get("/{grading_id}/report.md", response_class=PlainTextResponse)
+def grading_report_md(grading_id: str, service: Service, owner: Owner) -> PlainTextResponse:
+    record = service.get_grading(grading_id, owner=owner)
+    if not record.report_json:
+        raise APIError(
+            409, "not_graded_yet", f"Grading {grading_id} is {record.status}; poll it until done."
+        )
+    report = Report.model_validate_json(record.report_json)
+    return PlainTextResponse(
+        report_markdown(report, service.content), media_type="text/markdown; charset=utf-8"
+    )

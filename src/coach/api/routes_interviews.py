@@ -1,0 +1,193 @@
+"""Mock interviews: create, answer, clarify, advance (also streamed), finish, report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import PlainTextResponse
+from sse_starlette.sse import EventSourceResponse
+
+from coach.api.deps import LLMOwner, Owner, Service
+from coach.api.errors import APIError, error_body, status_of
+from coach.api.schemas import (
+    AdvanceBody,
+    AdvanceReply,
+    InterviewView,
+    NewInterview,
+    TextBody,
+    TurnsReply,
+)
+from coach.engine import AdvanceResult, Session
+from coach.errors import CoachError
+from coach.grading.models import Report
+from coach.llm import streaming_tokens
+from coach.render import report_markdown
+from coach.service import CoachService
+from coach.store import InterviewSummary
+
+router = APIRouter(prefix="/v1/interviews", tags=["interviews"])
+
+
+def view(service: CoachService, session: Session) -> InterviewView:
+    return InterviewView.of(session, service.engine.time_per_phase(session))
+
+
+def advance_reply(request: Request, session: Session, result: AdvanceResult) -> AdvanceReply:
+    if result.grade is not None:  # the only new grade, even when this finishes the interview
+        request.app.state.metrics.observe_grade(result.grade)
+    opening = next((t.text for t in result.turns if t.kind == "opening"), None)
+    return AdvanceReply(
+        outcome=result.outcome,
+        phase=result.phase,
+        grade=result.grade,
+        opening=opening,
+        turns=result.turns,
+        report=result.report,
+        version=session.version,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_interview(
+    body: NewInterview, service: Service, owner: Owner, response: Response
+) -> InterviewView:
+    """Start a mock interview; the interviewer's opening is the first turn."""
+    session = service.create_interview(body.question_id, candidate=body.candidate, owner=owner)
+    response.headers["Location"] = f"/v1/interviews/{session.id}"
+    return view(service, session)
+
+
+@router.get("")
+def list_interviews(
+    service: Service, owner: Owner, candidate: str | None = None
+) -> list[InterviewSummary]:
+    """My interviews, newest first (in token mode, only the ones this token created)."""
+    return service.list_interviews(owner=owner, candidate=candidate)
+
+
+@router.get("/{interview_id}")
+def get_interview(interview_id: str, service: Service, owner: Owner) -> InterviewView:
+    return view(service, service.get_interview(interview_id, owner=owner))
+
+
+@router.post("/{interview_id}/answers")
+def post_answer(interview_id: str, body: TextBody, service: Service, owner: Owner) -> TurnsReply:
+    """Add the candidate's answer to the current phase (or reply to a pushback)."""
+    session, turns = service.answer(interview_id, body.text, owner=owner)
+    return TurnsReply(turns=turns, interview=view(service, session))
+
+
+@router.post("/{interview_id}/pushback")
+def answer_pushback(
+    interview_id: str, body: TextBody, service: Service, owner: Owner
+) -> TurnsReply:
+    """Reply to the interviewer's deep-dive pushback (409 when none is waiting)."""
+    session = service.get_interview(interview_id, owner=owner)
+    if not session.awaiting_pushback_reply():
+        raise APIError(
+            409,
+            "no_pushback",
+            "No pushback is waiting for a reply; send your answer to /answers instead.",
+        )
+    session, turns = service.answer(interview_id, body.text, owner=owner)
+    return TurnsReply(turns=turns, interview=view(service, session))
+
+
+@router.post("/{interview_id}/clarify")
+def clarify(interview_id: str, body: TextBody, service: Service, owner: LLMOwner) -> TurnsReply:
+    """Ask a clarifying question in phase 1; the answer comes from the question's facts."""
+    session, turn = service.clarify(interview_id, body.text, owner=owner)
+    return TurnsReply(turns=[turn], interview=view(service, session))
+
+
+@router.post("/{interview_id}/advance")
+def advance(
+    interview_id: str,
+    service: Service,
+    owner: LLMOwner,
+    request: Request,
+    body: AdvanceBody | None = None,
+) -> AdvanceReply:
+    """Grade the current phase and open the next (in the deep dive, push back first)."""
+    expected = body.phase if body else None
+    session, result = service.advance(interview_id, owner=owner, expected_phase=expected)
+    return advance_reply(request, session, result)
+
+
+@router.post(
+    "/{interview_id}/advance/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def advance_stream(
+    interview_id: str,
+    service: Service,
+    owner: LLMOwner,
+    request: Request,
+    body: AdvanceBody | None = None,
+) -> EventSourceResponse:
+    """Like /advance, as Server-Sent Events: `token` events while the LLM writes, then one
+    `grade` event with the validated result (or one `error` event). Offline: `grade` at once."""
+    service.get_interview(interview_id, owner=owner)  # 404 before the stream starts
+    expected = body.phase if body else None
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def sink(token: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, token)
+
+    def work() -> tuple[Session, AdvanceResult]:
+        with streaming_tokens(sink):  # set in the grading thread: contextvars stay per thread
+            return service.advance(interview_id, owner=owner, expected_phase=expected)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        job = asyncio.ensure_future(anyio.to_thread.run_sync(work))
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield {"event": "token", "data": getter.result()}
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield {"event": "token", "data": queue.get_nowait()}
+            try:
+                session, result = job.result()
+            except CoachError as exc:
+                payload = error_body(exc.code, str(exc)) | {"status": status_of(exc)}
+                yield {"event": "error", "data": json.dumps(payload)}
+                return
+            reply = advance_reply(request, session, result)
+            yield {"event": "grade", "data": reply.model_dump_json()}
+            return
+
+    return EventSourceResponse(events())
+
+
+@router.post("/{interview_id}/finish")
+def finish(interview_id: str, service: Service, owner: LLMOwner, request: Request) -> Report:
+    """End now: grade the phases not yet graded and return the report."""
+    before = service.get_interview(interview_id, owner=owner)
+    graded = {p.phase for p in before.phases if p.grade is not None}
+    _, report = service.finish(interview_id, owner=owner)
+    for grade in report.phases:
+        if grade.phase not in graded:
+            request.app.state.metrics.observe_grade(grade)
+    return report
+
+
+@router.get("/{interview_id}/report")
+def report(interview_id: str, service: Service, owner: Owner) -> Report:
+    """The finished interview's report; the same JSON as `coach grade --json`."""
+    return service.report(interview_id, owner=owner)
+
+
+@router.get("/{interview_id}/report.md", response_class=PlainTextResponse)
+def report_md(interview_id: str, service: Service, owner: Owner) -> PlainTextResponse:
+    """The report as Markdown, for export."""
+    text = report_markdown(service.report(interview_id, owner=owner), service.content)
+    return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")

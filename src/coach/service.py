@@ -1,0 +1,253 @@
+"""The application core the front doors share: the engine, the store and upload grading jobs.
+
+A front door (API, web page, Slack, CLI) calls one method here; this module loads the
+interview, lets the engine change it, and saves it with an optimistic version check, so two
+requests on the same interview can never lose a turn or store a phase's grade twice.
+Candidate text is always stored before any grading starts, so a crash or an LLM failure
+loses nothing: the grade is simply asked for again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from coach.config import Settings
+from coach.content.loader import Content, load_content
+from coach.engine import AdvanceResult, InterviewEngine, Session, Turn
+from coach.errors import InterviewConflictError, InterviewStateError
+from coach.grading.factory import make_grader, make_voice
+from coach.grading.models import Report
+from coach.grading.port import Grader
+from coach.grading.upload import grade_answer
+from coach.store import GradingRecord, InterviewSummary, Store
+from coach.text_input import clean_text
+from coach.voice import InterviewerVoice
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Concurrent answers on one interview are rare and cheap to redo; a handful of retries lets
+# every one of them land instead of bouncing a candidate's text back with an error.
+SAVE_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class GradingOutcome:
+    """A stored upload and, when it was graded in the request, its report."""
+
+    record: GradingRecord
+    report: Report | None
+
+
+class CoachService:
+    """Interviews and upload grading over one store, shared by every front door.
+
+    Example::
+
+        service = CoachService(Settings())
+        session = service.create_interview("twitter", candidate="ada", owner=None)
+        service.answer(session.id, "Who are the users?", owner=None)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        content: Content | None = None,
+        store: Store | None = None,
+        grader: Grader | None = None,
+        voice: InterviewerVoice | None = None,
+    ) -> None:
+        self.settings = settings
+        self.content = content or load_content(settings)
+        self.store = store or Store.from_settings(settings)
+        self.grader = grader or make_grader(settings, self.content)
+        breaker = getattr(self.grader, "breaker", None)
+        self.voice = voice or make_voice(settings, self.content, breaker=breaker)
+        self.engine = InterviewEngine(
+            self.content,
+            self.grader,
+            voice=self.voice,
+            max_answer_chars=settings.max_answer_chars,
+        )
+        self._jobs = ThreadPoolExecutor(
+            max_workers=settings.job_threads, thread_name_prefix="coach-grading"
+        )
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop taking jobs; running ones finish (pending ones resume at the next start)."""
+        self._closed.set()
+        self._jobs.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+
+    # -- interviews ------------------------------------------------------------------------
+
+    def create_interview(
+        self, question_id: str, *, candidate: str | None = None, owner: str | None
+    ) -> Session:
+        session = self.engine.start(question_id, candidate)
+        self.store.create_interview(session, owner=owner)
+        return session
+
+    def get_interview(self, interview_id: str, *, owner: str | None) -> Session:
+        return self.store.get_interview(interview_id, owner=owner)
+
+    def list_interviews(
+        self, *, owner: str | None, candidate: str | None = None
+    ) -> list[InterviewSummary]:
+        return self.store.list_interviews(owner=owner, candidate=candidate)
+
+    def answer(
+        self, interview_id: str, text: str, *, owner: str | None
+    ) -> tuple[Session, list[Turn]]:
+        """Store the candidate's answer; concurrent answers are all kept, in arrival order."""
+        text = clean_text(text, max_chars=self.settings.max_answer_chars, what="answer")
+        return self._retrying(interview_id, owner, lambda s: self.engine.answer(s, text))
+
+    def clarify(self, interview_id: str, text: str, *, owner: str | None) -> tuple[Session, Turn]:
+        text = clean_text(
+            text, max_chars=self.settings.max_answer_chars, what="clarifying question"
+        )
+        return self._retrying(interview_id, owner, lambda s: self.engine.clarify(s, text))
+
+    def advance(
+        self, interview_id: str, *, owner: str | None, expected_phase: str | None = None
+    ) -> tuple[Session, AdvanceResult]:
+        """Grade the current phase and open the next, exactly once per phase.
+
+        If another request changed the interview while this one was grading, a new answer
+        is graded too (the phase is graded again on the fresh text); if the other request
+        already moved past the phase, this one stops with a conflict instead of grading
+        the next phase by accident.
+        """
+        for _ in range(SAVE_RETRIES):
+            session = self.store.get_interview(interview_id, owner=owner)
+            if expected_phase is not None and session.phase != expected_phase:
+                raise InterviewConflictError(
+                    f"The interview is in the {session.phase} phase, not {expected_phase}: the "
+                    "phase was already graded (perhaps by another request). Reload it."
+                )
+            expected_phase = expected_phase or session.phase
+            if session.finished:
+                raise InterviewStateError(
+                    "This interview is finished; get its report at "
+                    f"/v1/interviews/{interview_id}/report."
+                )
+            version = session.version
+            result = self.engine.advance(session)
+            try:
+                self.store.save_interview(session, expected_version=version)
+            except InterviewConflictError:
+                continue
+            return session, result
+        raise InterviewConflictError(
+            "The interview kept changing while it was graded; try advancing again."
+        )
+
+    def finish(self, interview_id: str, *, owner: str | None) -> tuple[Session, Report]:
+        def finish(session: Session) -> Report:
+            if session.report is not None:
+                return session.report
+            return self.engine.finish(session)
+
+        return self._retrying(interview_id, owner, finish)
+
+    def report(self, interview_id: str, *, owner: str | None) -> Report:
+        return self.engine.report(self.store.get_interview(interview_id, owner=owner))
+
+    def _retrying(
+        self, interview_id: str, owner: str | None, change: Callable[[Session], T]
+    ) -> tuple[Session, T]:
+        """Load, change, save with the version check; on a conflict reload and redo."""
+        for _ in range(SAVE_RETRIES):
+            session = self.store.get_interview(interview_id, owner=owner)
+            version = session.version
+            result = change(session)
+            if session.version == version:
+                return session, result  # nothing changed, nothing to save
+            try:
+                self.store.save_interview(session, expected_version=version)
+            except InterviewConflictError:
+                continue
+            return session, result
+        raise InterviewConflictError(
+            "The interview is being changed by many requests at once; send this again."
+        )
+
+    # -- upload grading --------------------------------------------------------------------
+
+    def submit_grading(
+        self,
+        text: str,
+        *,
+        owner: str | None,
+        filename: str | None = None,
+        question_id: str | None = None,
+        wait: bool | None = None,
+    ) -> GradingOutcome:
+        """Store the answer, then grade it now (small) or as a background job (large).
+
+        `wait=None` decides by size (COACH_SYNC_GRADING_MAX_CHARS); True or False forces it.
+        """
+        if question_id:
+            self.content.question(question_id)  # an unknown id fails before anything is stored
+        record = self.store.create_grading(
+            text=text, owner=owner, filename=filename, question_id=question_id
+        )
+        if wait is None:
+            wait = len(text) <= self.settings.sync_grading_max_chars
+        if not wait:
+            self.enqueue_grading(record.id)
+            return GradingOutcome(record=record, report=None)
+        report = self.run_grading(record.id)
+        return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
+
+    def enqueue_grading(self, grading_id: str) -> None:
+        if not self._closed.is_set():
+            self._jobs.submit(self._run_job, grading_id)
+
+    def _run_job(self, grading_id: str) -> None:
+        try:
+            self.run_grading(grading_id)
+        except Exception:  # a job thread must never die silently
+            log.exception("grading job %s failed", grading_id)
+
+    def run_grading(self, grading_id: str) -> Report | None:
+        """Grade a stored upload exactly once; None if another worker already has it."""
+        record = self.store.claim_grading(grading_id)
+        if record is None:
+            return None
+        try:
+            report = grade_answer(
+                record.text,
+                content=self.content,
+                grader=self.grader,
+                question_id=record.question_id,
+            )
+        except Exception as exc:
+            self.store.fail_grading(grading_id, f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.finish_grading(grading_id, report.model_dump_json())
+        return report
+
+    def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
+        record = self.store.retry_grading(grading_id, owner=owner)
+        self.enqueue_grading(grading_id)
+        return record
+
+    def get_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
+        return self.store.get_grading(grading_id, owner=owner)
+
+    def resume_pending_gradings(self) -> int:
+        """Queue uploads a previous process accepted but never finished; returns how many."""
+        pending = self.store.pending_gradings()
+        for grading_id in pending:
+            self.enqueue_grading(grading_id)
+        return len(pending)

@@ -1,0 +1,6 @@
+"""Persistence: tables, shipped migrations and the `Store` repository the front doors use."""
+
+from coach.store.database import redact
+from coach.store.repository import GradingRecord, InterviewSummary, Store, TokenInfo
+
+__all__ = ["GradingRecord", "InterviewSummary", "Store", "TokenInfo", "redact"]

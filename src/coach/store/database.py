@@ -1,0 +1,105 @@
+"""Database URLs and engines: the one place that knows SQLite and PostgreSQL differ.
+
+SQLite (the embedded default) gets WAL mode, a busy timeout and enforced foreign keys on every
+connection, and real transactions: pysqlite's own implicit BEGIN is switched off and we emit
+BEGIN ourselves (BEGIN IMMEDIATE for writes), so concurrent writers queue on the busy timeout
+instead of failing halfway through a read-then-write transaction. PostgreSQL goes through
+psycopg 3, whatever driver the pasted URL named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from coach.errors import StoreUnavailableError
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+POSTGRES_CONNECT_TIMEOUT_S = 5
+# Execution option that marks a connection whose transaction will write (see module docstring).
+WRITE_OPTION = "coach_write"
+
+_POSTGRES_ALIASES = frozenset(
+    {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+pg8000"}
+)
+
+
+def normalize_url(raw: str) -> URL:
+    """Parse a database URL; plain postgres(ql):// URLs are pointed at the psycopg 3 driver."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise StoreUnavailableError(
+            "The database URL (COACH_DATABASE_URL) is not one coach can read. Use "
+            "sqlite:///path/to/coach.db or postgresql://user:password@host:5432/dbname."
+        ) from None
+    if url.drivername in _POSTGRES_ALIASES:
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def redact(url: str | URL) -> str:
+    """The URL as text with its password masked, for messages and logs."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url.strip())
+        except ArgumentError:
+            return "(unparseable database URL)"
+    return url.render_as_string(hide_password=True)
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def make_engine(raw_url: str, *, echo: bool = False) -> Engine:
+    """An Engine for the URL, with the per-backend connection setup described above."""
+    url = normalize_url(raw_url)
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    if is_sqlite(url):
+        if _sqlite_in_memory(url):
+            # One shared connection, or every thread would see its own empty database.
+            kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif url.query.get("uri") not in ("true", "1"):
+            Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailableError(
+            f"Cannot use database {redact(url)}: {exc}. Use a sqlite:/// or postgresql:// URL "
+            "(COACH_DATABASE_URL)."
+        ) from None
+    if is_sqlite(url):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see below
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout for it), so a
+        # writing transaction never has to upgrade a read snapshot, which SQLite refuses.
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

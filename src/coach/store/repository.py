@@ -1,0 +1,604 @@
+"""The repository every front door talks to: interviews, gradings, API tokens and LLM calls.
+
+One `Store` holds one SQLAlchemy Engine and opens a short transaction per call, so one store
+is shared by every thread of a process. Interviews are saved with optimistic locking: a save
+names the version it started from and fails with `InterviewConflictError` when someone else
+saved first, so no answer is ever silently overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import ColumnElement, Connection, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+from coach.config import Settings
+from coach.content.models import PhaseId
+from coach.engine import Session, Status
+from coach.errors import (
+    CoachError,
+    GradingNotFoundError,
+    InputError,
+    InterviewConflictError,
+    InterviewNotFoundError,
+    InterviewStateError,
+    StoreUnavailableError,
+)
+from coach.store import migrate
+from coach.store.database import WRITE_OPTION, make_engine, normalize_url
+from coach.store.tables import (
+    NAME_LENGTH,
+    ApiToken,
+    Candidate,
+    Grading,
+    Interview,
+    LLMCall,
+    PhaseGradeRow,
+    TurnRow,
+)
+
+GradingStatus = Literal["pending", "running", "done", "failed"]
+TOKEN_PREFIX = "coach_"
+MAX_FILENAME = 255
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored for an API token: the sha256 of its secret, as hex."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _owned_by(column: Any, owner: str | None) -> ColumnElement[bool]:
+    """Owner scoping: a token sees its own rows; local mode (None) sees unowned rows only."""
+    return column.is_(None) if owner is None else column == owner
+
+
+# --- what the store returns ------------------------------------------------------------------
+
+
+class StoreModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InterviewSummary(StoreModel):
+    """One line of an interview list: enough to show and pick one without loading it."""
+
+    id: str
+    question_id: str
+    candidate: str | None
+    status: Status
+    phase: PhaseId
+    created_at: datetime
+    updated_at: datetime
+    overall: int | None = None
+
+
+class GradingRecord(StoreModel):
+    """A whole-answer upload and where its grading is: pending, running, done or failed."""
+
+    id: str
+    owner: str | None
+    status: GradingStatus
+    filename: str | None
+    question_id: str | None = None
+    text: str
+    report_json: str | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenInfo(StoreModel):
+    """An API token as listed: never its secret, which is not stored."""
+
+    id: str
+    name: str
+    created_at: datetime
+    revoked: bool
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class Store:
+    """Persistence for coach, on SQLite (embedded default) or PostgreSQL.
+
+    Example::
+
+        store = Store.from_settings(Settings())
+        store.upgrade()
+        session = engine.start("twitter")
+        store.create_interview(session, owner=None)
+        session = store.get_interview(session.id, owner=None)
+        version = session.version
+        engine.answer(session, "Users post tweets ...")
+        store.save_interview(session, expected_version=version)   # or InterviewConflictError
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self._url = normalize_url(url)
+        self.engine = make_engine(url, echo=echo)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store for `COACH_DATABASE_URL`, or the SQLite file in the data folder."""
+        return cls(settings.resolved_database_url)
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with its password masked, safe to print."""
+        return self._url.render_as_string(hide_password=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Create or migrate the tables to the newest revision (safe to run every start)."""
+        try:
+            migrate.upgrade(self.engine, url=self._url.render_as_string(hide_password=False))
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from exc
+
+    def revision(self) -> str | None:
+        """The migration the database is at; None when `upgrade` has never run on it."""
+        try:
+            return migrate.current_revision(self.engine)
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from exc
+
+    def ping(self) -> None:
+        """Check the database answers (for health checks and start-up)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- interviews -----------------------------------------------------------------------------
+
+    def create_interview(self, session: Session, *, owner: str | None) -> None:
+        """Store a new interview (just started by the engine), owned by `owner`."""
+        now = _now()
+        try:
+            with self._transaction(write=True) as conn:
+                candidate_id = (
+                    self._candidate_id(conn, session.candidate, now) if session.candidate else None
+                )
+                conn.execute(
+                    Interview.__table__.insert().values(
+                        id=session.id,
+                        question_id=session.question_id,
+                        candidate_id=candidate_id,
+                        owner=owner,
+                        created_at=session.created_at,
+                        **self._interview_columns(session, now),
+                    )
+                )
+                self._insert_turns(conn, session, start=0)
+                self._upsert_grades(conn, session)
+        except IntegrityError:
+            raise InterviewConflictError(
+                f"Interview {session.id} is already stored. Save changes to it with "
+                "save_interview, or start a new interview."
+            ) from None
+
+    def get_interview(self, interview_id: str, *, owner: str | None) -> Session:
+        """The interview as the engine left it; other owners' interviews do not exist here."""
+        with self._transaction() as conn:
+            raw = conn.scalar(
+                select(Interview.session_json).where(
+                    Interview.id == interview_id, _owned_by(Interview.owner, owner)
+                )
+            )
+        if raw is None:
+            raise InterviewNotFoundError(
+                f"No interview {interview_id}. Check the id; an interview is only visible to "
+                "the API token that started it."
+            )
+        try:
+            return Session.model_validate_json(raw)
+        except ValidationError as exc:
+            raise CoachError(
+                f"Stored interview {interview_id} is damaged ({exc.errors()[0]['msg']}). "
+                "Start a new interview."
+            ) from exc
+
+    def save_interview(self, session: Session, *, expected_version: int) -> None:
+        """Save the engine's changes if nobody saved since `expected_version` was loaded.
+
+        New turns and phase grades are written in the same transaction, so the tables never
+        disagree with the session JSON.
+        """
+        if session.version <= expected_version:
+            raise ValueError(
+                f"session.version ({session.version}) must be above expected_version "
+                f"({expected_version}): save only after the engine changed the session"
+            )
+        now = _now()
+        with self._transaction(write=True) as conn:
+            result = conn.execute(
+                update(Interview)
+                .where(Interview.id == session.id, Interview.version == expected_version)
+                .values(**self._interview_columns(session, now))
+            )
+            if result.rowcount == 0:
+                stored = conn.scalar(select(Interview.version).where(Interview.id == session.id))
+                if stored is None:
+                    raise InterviewNotFoundError(
+                        f"No interview {session.id} to save. Create it first (create_interview)."
+                    )
+                raise InterviewConflictError(
+                    f"Interview {session.id} was changed by another request (it is at version "
+                    f"{stored}, this change started from {expected_version}). Reload the "
+                    "interview and try again."
+                )
+            last = conn.scalar(
+                select(func.max(TurnRow.seq)).where(TurnRow.interview_id == session.id)
+            )
+            self._insert_turns(conn, session, start=0 if last is None else last + 1)
+            self._upsert_grades(conn, session)
+
+    def list_interviews(
+        self, *, owner: str | None, candidate: str | None = None
+    ) -> list[InterviewSummary]:
+        """The owner's interviews, newest first (optionally one candidate's only)."""
+        query = (
+            select(
+                Interview.id,
+                Interview.question_id,
+                Candidate.name.label("candidate"),
+                Interview.status,
+                Interview.phase,
+                Interview.created_at,
+                Interview.updated_at,
+                Interview.overall,
+            )
+            .outerjoin(Candidate, Interview.candidate_id == Candidate.id)
+            .where(_owned_by(Interview.owner, owner))
+            .order_by(Interview.created_at.desc(), Interview.id.desc())
+        )
+        if candidate is not None:
+            query = query.where(Candidate.name == candidate)
+        with self._transaction() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [InterviewSummary.model_validate(dict(row)) for row in rows]
+
+    @staticmethod
+    def _interview_columns(session: Session, now: datetime) -> dict[str, Any]:
+        return {
+            "status": session.status,
+            "phase": session.phase,
+            "version": session.version,
+            "overall": session.report.overall if session.report else None,
+            "session_json": session.model_dump_json(),
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _candidate_id(conn: Connection, name: str, now: datetime) -> int:
+        """The candidate's row id, creating the row the first time the name is seen."""
+        conn.execute(
+            _insert_for(conn, Candidate)
+            .values(name=name[:NAME_LENGTH], created_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        found = conn.scalar(select(Candidate.id).where(Candidate.name == name[:NAME_LENGTH]))
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _insert_turns(conn: Connection, session: Session, *, start: int) -> None:
+        rows = [
+            {
+                "interview_id": session.id,
+                "seq": seq,
+                "role": turn.role,
+                "kind": turn.kind,
+                "phase": turn.phase,
+                "text": turn.text,
+                "at": turn.at,
+            }
+            for seq, turn in enumerate(session.turns)
+            if seq >= start
+        ]
+        if rows:
+            conn.execute(TurnRow.__table__.insert(), rows)
+
+    @staticmethod
+    def _upsert_grades(conn: Connection, session: Session) -> None:
+        for state in session.phases:
+            grade = state.grade
+            if grade is None:
+                continue
+            values = {
+                "score": grade.score,
+                "source": grade.source,
+                "model": grade.model,
+                "grade_json": grade.model_dump_json(),
+            }
+            conn.execute(
+                _insert_for(conn, PhaseGradeRow)
+                .values(interview_id=session.id, phase=state.phase, **values)
+                .on_conflict_do_update(index_elements=["interview_id", "phase"], set_=values)
+            )
+
+    # -- gradings -------------------------------------------------------------------------------
+
+    def create_grading(
+        self,
+        *,
+        text: str,
+        owner: str | None,
+        filename: str | None = None,
+        question_id: str | None = None,
+    ) -> GradingRecord:
+        """Keep an uploaded answer, pending, before any grading work starts.
+
+        `question_id` is the question the answer is for, when the uploader named one.
+        """
+        now = _now()
+        values = {
+            "id": _new_id(),
+            "owner": owner,
+            "status": "pending",
+            "filename": filename[:MAX_FILENAME] if filename else None,
+            "question_id": question_id,
+            "text": text,
+            "report_json": None,
+            "error": None,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._transaction(write=True) as conn:
+            conn.execute(Grading.__table__.insert().values(**values))
+        return GradingRecord.model_validate(values)
+
+    def claim_grading(self, grading_id: str) -> GradingRecord | None:
+        """Move a pending grading to running for this worker; None if another got it first."""
+        with self._transaction(write=True) as conn:
+            result = conn.execute(
+                update(Grading)
+                .where(Grading.id == grading_id, Grading.status == "pending")
+                .values(status="running", attempts=Grading.attempts + 1, updated_at=_now())
+            )
+            if result.rowcount == 0:
+                return None
+            return self._grading(conn, Grading.id == grading_id)
+
+    def finish_grading(self, grading_id: str, report_json: str) -> None:
+        """Store the report; the grading is done."""
+        self._set_grading(grading_id, status="done", report_json=report_json, error=None)
+
+    def fail_grading(self, grading_id: str, error: str) -> None:
+        """Record why grading failed; the text stays, so it can be retried."""
+        self._set_grading(grading_id, status="failed", error=error)
+
+    def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
+        """Put a failed grading back to pending (a pending one is returned unchanged)."""
+        scope = (Grading.id == grading_id, _owned_by(Grading.owner, owner))
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                update(Grading)
+                .where(*scope, Grading.status == "failed")
+                .values(status="pending", error=None, updated_at=_now())
+            )
+            record = self._grading(conn, *scope)
+        if record is None:
+            raise self._grading_not_found(grading_id)
+        if record.status in ("running", "done"):
+            raise InterviewStateError(
+                f"Grading {grading_id} is {record.status}; only a failed grading can be "
+                "retried." + (" Fetch its report instead." if record.status == "done" else "")
+            )
+        return record
+
+    def get_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
+        """The grading and, once done, its report; other owners' gradings do not exist here."""
+        with self._transaction() as conn:
+            record = self._grading(conn, Grading.id == grading_id, _owned_by(Grading.owner, owner))
+        if record is None:
+            raise self._grading_not_found(grading_id)
+        return record
+
+    def pending_gradings(self) -> list[str]:
+        """Gradings to resume at start-up, oldest first.
+
+        Call it once when the process starts, before any grading work: gradings left
+        `running` were interrupted by a process that died, so they are put back to `pending`
+        here, ready for `claim_grading`.
+        """
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                update(Grading)
+                .where(Grading.status == "running")
+                .values(status="pending", updated_at=_now())
+            )
+            ids = conn.scalars(
+                select(Grading.id)
+                .where(Grading.status == "pending")
+                .order_by(Grading.created_at, Grading.id)
+            ).all()
+        return list(ids)
+
+    def _set_grading(self, grading_id: str, **values: Any) -> None:
+        with self._transaction(write=True) as conn:
+            result = conn.execute(
+                update(Grading).where(Grading.id == grading_id).values(updated_at=_now(), **values)
+            )
+        if result.rowcount == 0:
+            raise self._grading_not_found(grading_id)
+
+    @staticmethod
+    def _grading(conn: Connection, *where: ColumnElement[bool]) -> GradingRecord | None:
+        row = conn.execute(select(Grading.__table__).where(*where)).mappings().first()
+        return None if row is None else GradingRecord.model_validate(dict(row))
+
+    @staticmethod
+    def _grading_not_found(grading_id: str) -> GradingNotFoundError:
+        return GradingNotFoundError(
+            f"No grading {grading_id}. Check the id; a grading is only visible to the API "
+            "token that uploaded it."
+        )
+
+    # -- API tokens -----------------------------------------------------------------------------
+
+    def create_token(self, name: str) -> tuple[str, str]:
+        """A new API token: (token id, secret). Only the secret's hash is kept."""
+        name = name.strip()
+        if not name or len(name) > NAME_LENGTH or not name.isprintable():
+            raise InputError(
+                f"A token name needs 1 to {NAME_LENGTH} printable characters, e.g. 'ci' or "
+                "'alice-laptop'."
+            )
+        token_id = _new_id()
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self._transaction(write=True) as conn:
+                conn.execute(
+                    ApiToken.__table__.insert().values(
+                        id=token_id,
+                        name=name,
+                        token_hash=hash_secret(secret),
+                        created_at=_now(),
+                        revoked=False,
+                    )
+                )
+        except IntegrityError:
+            raise CoachError(
+                f"A token named {name!r} already exists (names stay taken after a token is "
+                "revoked). Choose another name; `coach tokens list` shows the names in use."
+            ) from None
+        return token_id, secret
+
+    def token_id_for(self, secret: str) -> str | None:
+        """The id of the live token with this secret; None for unknown or revoked ones."""
+        if not secret.startswith(TOKEN_PREFIX):
+            return None
+        with self._transaction() as conn:
+            return conn.scalar(
+                select(ApiToken.id).where(
+                    ApiToken.token_hash == hash_secret(secret), ApiToken.revoked.is_(False)
+                )
+            )
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token ever created, oldest first, without secrets."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(ApiToken.id, ApiToken.name, ApiToken.created_at, ApiToken.revoked).order_by(
+                    ApiToken.created_at, ApiToken.name
+                )
+            ).mappings()
+            return [TokenInfo.model_validate(dict(row)) for row in rows]
+
+    def revoke_token(self, name_or_id: str) -> None:
+        """Stop a token from working, for good (its name stays taken)."""
+        with self._transaction(write=True) as conn:
+            result = conn.execute(
+                update(ApiToken)
+                .where(or_(ApiToken.name == name_or_id, ApiToken.id == name_or_id))
+                .values(revoked=True)
+            )
+        if result.rowcount == 0:
+            raise CoachError(
+                f"No token named {name_or_id!r}. `coach tokens list` shows the tokens."
+            )
+
+    # -- LLM calls ------------------------------------------------------------------------------
+
+    def record_llm_call(
+        self,
+        *,
+        purpose: str,
+        model: str,
+        prompt_tokens: int,
+        cached_tokens: int,
+        completion_tokens: int,
+        latency_ms: float,
+        outcome: str,
+        error: str | None = None,
+        interview_id: str | None = None,
+        grading_id: str | None = None,
+    ) -> None:
+        """Keep one LLM request's cost and latency, for usage reports."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                LLMCall.__table__.insert().values(
+                    at=_now(),
+                    purpose=purpose,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    cached_tokens=cached_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=latency_ms,
+                    outcome=outcome,
+                    error=error,
+                    interview_id=interview_id,
+                    grading_id=grading_id,
+                )
+            )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One short transaction; database outages become StoreUnavailableError here."""
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except (OperationalError, ProgrammingError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: DBAPIError) -> StoreUnavailableError:
+        """The one place database driver errors become a message that says what to do."""
+        lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+        reason = lines[0].strip() if lines else type(exc).__name__
+        if self._url.password:
+            reason = reason.replace(str(self._url.password), "***")
+        lowered = reason.lower()
+        if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+            return StoreUnavailableError(
+                f"The database at {self.display_url} has no coach tables yet ({reason}). "
+                "Run `coach db upgrade` to create them."
+            )
+        return StoreUnavailableError(
+            f"Cannot use the database at {self.display_url}: {reason}. Check that it is "
+            "running and reachable and that COACH_DATABASE_URL is right."
+        )
+
+
+def _insert_for(conn: Connection, table: type[Any]) -> Any:
+    """INSERT with ON CONFLICT support, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
