@@ -36,6 +36,10 @@ psycopg.connect(sys.argv[1].replace("+psycopg", "", 1), connect_timeout=2).close
         >/dev/null 2>&1; then
         export COACH_TEST_POSTGRES_URL="$pg_url"
         echo "==> PostgreSQL answers at 127.0.0.1:5432: database tests run on SQLite and PostgreSQL"
+    elif [ -n "${COACH_TEST_REQUIRE_POSTGRES:-}" ]; then
+        echo "==> PostgreSQL is required (COACH_TEST_REQUIRE_POSTGRES) but does not answer" \
+            "at 127.0.0.1:5432; start it or set COACH_TEST_POSTGRES_URL" >&2
+        exit 1
     else
         echo "==> no PostgreSQL at 127.0.0.1:5432: database tests run on SQLite only" \
             "(set COACH_TEST_POSTGRES_URL to use another server)"

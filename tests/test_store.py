@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,6 +376,23 @@ def test_pending_gradings_resumes_ones_a_dead_process_left_running(store: Store)
     assert store.pending_gradings() == [waiting.id, interrupted.id]
     resumed = store.claim_grading(interrupted.id)
     assert resumed is not None and resumed.attempts == 2
+
+
+def test_a_running_grading_with_a_live_lease_is_left_to_its_process(store: Store) -> None:
+    live = store.create_grading(text="a", owner=None)
+    store.claim_grading(live.id)
+    graded_now = store.create_grading(text="b", owner=None, claimed=True)
+    assert (graded_now.status, graded_now.attempts) == ("running", 1)
+
+    assert store.pending_gradings(stale_after=60) == [], "renewed just now: still running"
+    time.sleep(0.3)
+    store.touch_gradings([live.id, graded_now.id])
+    assert store.pending_gradings(stale_after=0.25) == [], "the touch renewed the leases"
+    time.sleep(0.3)
+    store.touch_gradings([graded_now.id])
+    assert store.pending_gradings(stale_after=0.25) == [live.id], "lease ran out: abandoned"
+    assert store.pending_gradings() == [live.id, graded_now.id], "0: every running one"
+    assert store.get_grading(live.id, owner=None).status == "pending"
 
 
 def test_unknown_grading_ids_are_reported(store: Store) -> None:

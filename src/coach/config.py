@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     job_threads: int = Field(
         default=2, ge=1, description="Background threads grading upload jobs in this process."
     )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A grading job its server process has not renewed for this long is taken "
+        "as abandoned (the process died) and graded by another; live processes renew theirs "
+        "five times per lease.",
+    )
 
     @property
     def llm_enabled(self) -> bool:

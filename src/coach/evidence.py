@@ -8,6 +8,7 @@ emphasis markers, and a trailing ellipsis or punctuation. It never forgives diff
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Characters that are folded to a plain equivalent before comparing.
 _FOLD = str.maketrans(
@@ -29,8 +30,12 @@ _TRIM = " \t\r\n.,;:!?\"'()[]-…"
 MIN_QUOTE_CHARS = 8  # shorter "quotes", or a single word, prove nothing
 
 
-def _normalise(text: str) -> tuple[str, list[int]]:
-    """Folded, lower-cased text with single spaces, plus each character's index in `text`."""
+@lru_cache(maxsize=64)
+def _normalise(text: str) -> tuple[str, tuple[int, ...]]:
+    """Folded, lower-cased text with single spaces, plus each character's index in `text`.
+
+    Cached: one grade checks a dozen quotes against the same phase and whole-answer texts.
+    """
     out: list[str] = []
     index: list[int] = []
     pending_space = False
@@ -46,7 +51,7 @@ def _normalise(text: str) -> tuple[str, list[int]]:
             pending_space = False
         out.append(ch.lower())
         index.append(i)
-    return "".join(out), index
+    return "".join(out), tuple(index)
 
 
 def clean_quote(quote: str) -> str:

@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx2  # openai's own fork of httpx, which its client is built on
 import openai
 from pydantic import BaseModel, ValidationError
 
@@ -35,6 +36,10 @@ JsonMode = Literal["json_schema", "json_object"]
 Message = dict[str, str]
 Outcome = Literal["ok", "invalid_output", "timeout", "unavailable", "rate_limited", "error"]
 TokenSink = Callable[[str], None]
+
+_CONNECTION_LIMITS = httpx2.Limits(
+    max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0
+)
 
 # Statuses that say nothing about the response_format, so auto mode must not switch on them.
 _NOT_ABOUT_FORMAT = {401, 403, 408, 429}
@@ -193,6 +198,10 @@ class LLMClient:
             # openai>=3 ships its own httpx fork; its Timeout type is re-exported as openai.Timeout.
             timeout=openai.Timeout(settings.llm_read_timeout, connect=settings.llm_connect_timeout),
             max_retries=0,  # one retry policy, ours: the client's default would multiply the wait
+            # uvicorn-based servers (vLLM, llama-cpp-python) close idle connections after 5 s,
+            # httpx keeps them 5 s too: reusing one they just closed fails the call, so
+            # connections idle for 2 s are dropped on our side first.
+            http_client=openai.DefaultHttpxClient(limits=_CONNECTION_LIMITS),
         )
         self.model = settings.llm_model
         self.endpoint = str(self._client.base_url)

@@ -10,7 +10,9 @@ loses nothing: the grade is simply asked for again.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,15 @@ T = TypeVar("T")
 # Concurrent answers on one interview are rare and cheap to redo; a handful of retries lets
 # every one of them land instead of bouncing a candidate's text back with an error.
 SAVE_RETRIES = 8
+
+
+def _back_off(attempt: int) -> None:
+    """Wait a random moment before retrying a save that lost a race, longer each time.
+
+    Without it, requests that collided retry in lockstep and collide again; with a jittered,
+    growing wait (at most ~0.3 s per try) a burst of concurrent answers lands in a few rounds.
+    """
+    time.sleep(random.uniform(0, min(0.3, 0.002 * 2**attempt)))
 
 
 @dataclass(frozen=True)
@@ -80,10 +91,32 @@ class CoachService:
             max_workers=settings.job_threads, thread_name_prefix="coach-grading"
         )
         self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._queued: set[str] = set()  # jobs waiting for or in a thread of this process
+        self._running: set[str] = set()  # jobs this process has claimed and is grading
+        self._keeper: threading.Thread | None = None
+
+    def start_jobs(self) -> int:
+        """Queue the jobs no live process is grading, and keep doing so in the background.
+
+        Every server process runs this when it starts. A keeper thread renews the lease on
+        this process's running jobs and, once per beat, picks up jobs whose process died
+        (their lease ran out), so a job is graded by exactly one live process. Returns how
+        many jobs were queued at once.
+        """
+        resumed = self.resume_pending_gradings()
+        if self._keeper is None:
+            self._keeper = threading.Thread(
+                target=self._keep_jobs, name="coach-grading-keeper", daemon=True
+            )
+            self._keeper.start()
+        return resumed
 
     def close(self) -> None:
         """Stop taking jobs; running ones finish (pending ones resume at the next start)."""
         self._closed.set()
+        if self._keeper is not None:
+            self._keeper.join()
         self._jobs.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
@@ -127,7 +160,7 @@ class CoachService:
         already moved past the phase, this one stops with a conflict instead of grading
         the next phase by accident.
         """
-        for _ in range(SAVE_RETRIES):
+        for attempt in range(SAVE_RETRIES):
             session = self.store.get_interview(interview_id, owner=owner)
             if expected_phase is not None and session.phase != expected_phase:
                 raise InterviewConflictError(
@@ -145,6 +178,7 @@ class CoachService:
             try:
                 self.store.save_interview(session, expected_version=version)
             except InterviewConflictError:
+                _back_off(attempt)
                 continue
             return session, result
         raise InterviewConflictError(
@@ -166,7 +200,7 @@ class CoachService:
         self, interview_id: str, owner: str | None, change: Callable[[Session], T]
     ) -> tuple[Session, T]:
         """Load, change, save with the version check; on a conflict reload and redo."""
-        for _ in range(SAVE_RETRIES):
+        for attempt in range(SAVE_RETRIES):
             session = self.store.get_interview(interview_id, owner=owner)
             version = session.version
             result = change(session)
@@ -175,6 +209,7 @@ class CoachService:
             try:
                 self.store.save_interview(session, expected_version=version)
             except InterviewConflictError:
+                _back_off(attempt)
                 continue
             return session, result
         raise InterviewConflictError(
@@ -198,32 +233,45 @@ class CoachService:
         """
         if question_id:
             self.content.question(question_id)  # an unknown id fails before anything is stored
-        record = self.store.create_grading(
-            text=text, owner=owner, filename=filename, question_id=question_id
-        )
         if wait is None:
             wait = len(text) <= self.settings.sync_grading_max_chars
+        record = self.store.create_grading(
+            text=text, owner=owner, filename=filename, question_id=question_id, claimed=wait
+        )
         if not wait:
             self.enqueue_grading(record.id)
             return GradingOutcome(record=record, report=None)
-        report = self.run_grading(record.id)
+        report = self._grade(record)
         return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
 
     def enqueue_grading(self, grading_id: str) -> None:
-        if not self._closed.is_set():
-            self._jobs.submit(self._run_job, grading_id)
+        with self._lock:
+            if self._closed.is_set() or grading_id in self._queued:
+                return
+            self._queued.add(grading_id)
+        self._jobs.submit(self._run_job, grading_id)
 
     def _run_job(self, grading_id: str) -> None:
         try:
             self.run_grading(grading_id)
         except Exception:  # a job thread must never die silently
             log.exception("grading job %s failed", grading_id)
+        finally:
+            with self._lock:
+                self._queued.discard(grading_id)
 
     def run_grading(self, grading_id: str) -> Report | None:
         """Grade a stored upload exactly once; None if another worker already has it."""
         record = self.store.claim_grading(grading_id)
         if record is None:
             return None
+        return self._grade(record)
+
+    def _grade(self, record: GradingRecord) -> Report:
+        """Grade a grading this process has claimed, and store the report or the failure."""
+        grading_id = record.id
+        with self._lock:
+            self._running.add(grading_id)
         try:
             report = grade_answer(
                 record.text,
@@ -234,7 +282,11 @@ class CoachService:
         except Exception as exc:
             self.store.fail_grading(grading_id, f"{type(exc).__name__}: {exc}")
             raise
-        self.store.finish_grading(grading_id, report.model_dump_json())
+        else:
+            self.store.finish_grading(grading_id, report.model_dump_json())
+        finally:
+            with self._lock:
+                self._running.discard(grading_id)
         return report
 
     def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
@@ -246,8 +298,20 @@ class CoachService:
         return self.store.get_grading(grading_id, owner=owner)
 
     def resume_pending_gradings(self) -> int:
-        """Queue uploads a previous process accepted but never finished; returns how many."""
-        pending = self.store.pending_gradings()
+        """Queue uploads accepted but not being graded by any live process; returns how many."""
+        pending = self.store.pending_gradings(stale_after=self.settings.job_lease_seconds)
         for grading_id in pending:
             self.enqueue_grading(grading_id)
         return len(pending)
+
+    def _keep_jobs(self) -> None:
+        """The keeper thread: renew this process's leases, pick up abandoned jobs."""
+        beat = self.settings.job_lease_seconds / 5
+        while not self._closed.wait(beat):
+            try:
+                with self._lock:
+                    running = set(self._running)
+                self.store.touch_gradings(running)
+                self.resume_pending_gradings()
+            except Exception:  # the database may be away for a while; try again next beat
+                log.exception("renewing grading jobs failed")

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
         svc = app.state.service
         if settings.resolved_database_url.startswith("sqlite"):
             svc.store.upgrade()  # the embedded default migrates itself
-        resumed = svc.resume_pending_gradings()
+        resumed = svc.start_jobs()
         if resumed:
             log.info("resumed %d unfinished grading job(s)", resumed)
 

@@ -104,7 +104,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette re-raises after this response and uvicorn then drops the connection, so
+        # tell the client not to reuse it (or its next request fails with a reset).
         return JSONResponse(
             error_body("internal_error", "Something went wrong on our side; it was logged."),
             status_code=500,
+            headers={"Connection": "close"},
         )

@@ -164,22 +164,28 @@ def grade_messages(
     *,
     detail: str = "full",
     context_chars: int = 12_000,
+    system_cache: dict[tuple[str | None, str], str] | None = None,
 ) -> list[dict[str, str]]:
     """System message = the fixed prefix (rubric, schema, rules, reference answer); user = the rest.
 
     The whole answer goes first in the user message (same for all six phases of one answer,
     so it is cached too), then the phase and its text last, fenced as untrusted data.
+    `system_cache` keeps rendered prefixes (they depend only on the question and detail).
     """
-    schema = json.dumps(grade_schema(content), separators=(",", ":"))
-    system = content.render(
-        "grade_phase",
-        part="system",
-        phases=content.phases,
-        mistakes=list(content.mistakes.values()),
-        question=request.question,
-        schema=schema,
-        detail=detail,
-    )
+    key = (request.question.id if request.question else None, detail)
+    system = system_cache.get(key) if system_cache is not None else None
+    if system is None:
+        system = content.render(
+            "grade_phase",
+            part="system",
+            phases=content.phases,
+            mistakes=list(content.mistakes.values()),
+            question=request.question,
+            schema=json.dumps(grade_schema(content), separators=(",", ":")),
+            detail=detail,
+        )
+        if system_cache is not None:
+            system_cache[key] = system
     section = request.text.strip()
     whole = request.full_text.strip()
     context = "" if not whole or whole == section else whole[:context_chars]
@@ -235,6 +241,7 @@ class LLMGrader:
         self.client = client
         self.fallback = fallback
         self.breaker: Breaker = breaker or CircuitBreaker.from_settings(settings)
+        self._system_prompts: dict[tuple[str | None, str], str] = {}
 
     # -- Grader protocol -----------------------------------------------------------------
 
@@ -244,6 +251,7 @@ class LLMGrader:
             request,
             detail=self.settings.llm_prompt_detail,
             context_chars=self.settings.llm_context_chars,
+            system_cache=self._system_prompts,
         )
         if not self.breaker.allow():
             return self._offline(request, self._breaker_reason())

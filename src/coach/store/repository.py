@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import ColumnElement, Connection, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from coach.config import Settings
 from coach.content.models import PhaseId
@@ -62,6 +68,18 @@ def _new_id() -> str:
 def hash_secret(secret: str) -> str:
     """What is stored for an API token: the sha256 of its secret, as hex."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _findable(key: str | None) -> bool:
+    """Could a row hold this id or name? Not with a NUL byte: PostgreSQL text cannot store one
+    (and refuses it even in a WHERE clause), so no stored value has one on either backend."""
+    return key is None or "\x00" not in key
+
+
+def _clean_name(name: str | None, limit: int) -> str | None:
+    """A display name as it can be stored: no NUL bytes, at most `limit` characters."""
+    cleaned = (name or "").replace("\x00", "")[:limit]
+    return cleaned or None
 
 
 def _owned_by(column: Any, owner: str | None) -> ColumnElement[bool]:
@@ -210,12 +228,14 @@ class Store:
 
     def get_interview(self, interview_id: str, *, owner: str | None) -> Session:
         """The interview as the engine left it; other owners' interviews do not exist here."""
-        with self._transaction() as conn:
-            raw = conn.scalar(
-                select(Interview.session_json).where(
-                    Interview.id == interview_id, _owned_by(Interview.owner, owner)
+        raw = None
+        if _findable(interview_id) and _findable(owner):
+            with self._transaction() as conn:
+                raw = conn.scalar(
+                    select(Interview.session_json).where(
+                        Interview.id == interview_id, _owned_by(Interview.owner, owner)
+                    )
                 )
-            )
         if raw is None:
             raise InterviewNotFoundError(
                 f"No interview {interview_id}. Check the id; an interview is only visible to "
@@ -284,6 +304,8 @@ class Store:
             .order_by(Interview.created_at.desc(), Interview.id.desc())
         )
         if candidate is not None:
+            if not _findable(candidate):
+                return []
             query = query.where(Candidate.name == candidate)
         with self._transaction() as conn:
             rows = conn.execute(query).mappings().all()
@@ -357,22 +379,25 @@ class Store:
         owner: str | None,
         filename: str | None = None,
         question_id: str | None = None,
+        claimed: bool = False,
     ) -> GradingRecord:
         """Keep an uploaded answer, pending, before any grading work starts.
 
         `question_id` is the question the answer is for, when the uploader named one.
+        `claimed=True` stores it already running (attempt 1) for a caller that grades it at
+        once, so no job runner can claim it in between.
         """
         now = _now()
         values = {
             "id": _new_id(),
             "owner": owner,
-            "status": "pending",
-            "filename": filename[:MAX_FILENAME] if filename else None,
+            "status": "running" if claimed else "pending",
+            "filename": _clean_name(filename, MAX_FILENAME),
             "question_id": question_id,
             "text": text,
             "report_json": None,
             "error": None,
-            "attempts": 0,
+            "attempts": 1 if claimed else 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -402,6 +427,8 @@ class Store:
 
     def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
         """Put a failed grading back to pending (a pending one is returned unchanged)."""
+        if not (_findable(grading_id) and _findable(owner)):
+            raise self._grading_not_found(grading_id)
         scope = (Grading.id == grading_id, _owned_by(Grading.owner, owner))
         with self._transaction(write=True) as conn:
             conn.execute(
@@ -421,23 +448,27 @@ class Store:
 
     def get_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
         """The grading and, once done, its report; other owners' gradings do not exist here."""
+        if not (_findable(grading_id) and _findable(owner)):
+            raise self._grading_not_found(grading_id)
         with self._transaction() as conn:
             record = self._grading(conn, Grading.id == grading_id, _owned_by(Grading.owner, owner))
         if record is None:
             raise self._grading_not_found(grading_id)
         return record
 
-    def pending_gradings(self) -> list[str]:
-        """Gradings to resume at start-up, oldest first.
+    def pending_gradings(self, *, stale_after: float = 0.0) -> list[str]:
+        """Gradings no live process is working on, oldest first, ready for `claim_grading`.
 
-        Call it once when the process starts, before any grading work: gradings left
-        `running` were interrupted by a process that died, so they are put back to `pending`
-        here, ready for `claim_grading`.
+        A `running` grading whose `updated_at` is more than `stale_after` seconds old was left
+        by a process that died (a live one renews it with `touch_gradings`), so it is put back
+        to `pending` here. With the default 0, every running grading counts as abandoned:
+        right only when no other process shares the database.
         """
+        cutoff = _now() - timedelta(seconds=stale_after)
         with self._transaction(write=True) as conn:
             conn.execute(
                 update(Grading)
-                .where(Grading.status == "running")
+                .where(Grading.status == "running", Grading.updated_at <= cutoff)
                 .values(status="pending", updated_at=_now())
             )
             ids = conn.scalars(
@@ -446,6 +477,17 @@ class Store:
                 .order_by(Grading.created_at, Grading.id)
             ).all()
         return list(ids)
+
+    def touch_gradings(self, grading_ids: Collection[str]) -> None:
+        """Renew the lease on running gradings: this process is still working on them."""
+        if not grading_ids:
+            return
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                update(Grading)
+                .where(Grading.id.in_(list(grading_ids)), Grading.status == "running")
+                .values(updated_at=_now())
+            )
 
     def _set_grading(self, grading_id: str, **values: Any) -> None:
         with self._transaction(write=True) as conn:
@@ -578,6 +620,11 @@ class Store:
                     yield conn
         except (OperationalError, ProgrammingError) as exc:
             raise self._unavailable(exc) from exc
+        except DataError as exc:  # a value this database cannot hold: the caller's input
+            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            raise InputError(
+                f"The database refused a value in the request ({reason}); send plain text."
+            ) from exc
 
     def _unavailable(self, exc: DBAPIError) -> StoreUnavailableError:
         """The one place database driver errors become a message that says what to do."""

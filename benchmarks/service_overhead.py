@@ -1,0 +1,628 @@
+"""What does the API add to a request, beyond the LLM's own time? Prints p50/p95/p99 and turns/s.
+
+Run: .venv/bin/python benchmarks/service_overhead.py [--sessions 200] [--llm-delay-ms 200]
+         [--phases 3] [--think-ms 0] [--workers 1] [--backends sqlite,postgresql]
+         [--modes llm,offline] [--quick]
+
+Setup. The real server runs as `coach serve` does (uvicorn, in its own process,
+tests/server_process.py) on 127.0.0.1, with its LLM pointed at the OpenAI-protocol test double
+(tests/llm_double.py), which runs in a third process and answers every chat completion after a
+fixed delay with a valid reply: a phase grade whose criteria quote the candidate's real text,
+or the interviewer's draft line back unchanged. One asyncio process plays `--sessions`
+candidates at once, each with its own httpx client and connection: every candidate creates
+an interview (POST /v1/interviews: one LLM call, the interviewer's opening), and once all are
+created each one answers and advances through `--phases` phases (POST .../answers: no LLM
+call; POST .../advance: two LLM calls, the grade and the next phase's opening), pausing
+`--think-ms` on average (0 to 2x, at random) before each request. A few warm-up interviews
+run first and are not counted. Beside the latencies the run prints the CPU time per request
+of the server (what bounds its throughput) and of the benchmark's own processes, which share
+the machine's cores with it (Linux /proc).
+
+Method. For each LLM-backed request, added latency = response time seen by the client minus
+(LLM calls it made x the fixed delay). The number of calls per request is fixed by the API
+(create 1, advance 2) and checked twice: every advance must return an LLM grade (not the
+offline fallback), and the double's count of calls must equal the expected total. The figure
+is an upper bound on the server's own overhead: it also holds the openai client's work in
+the server, the double's own time beyond its sleep, the loopback network, and the client's
+event loop, all sharing the machine's cores with the server. `answer` requests (no LLM) are
+shown too: their whole response time is overhead. turns/s counts answers and advances over
+the wall time of the turn phase, with its ceiling (what a zero-cost service would reach
+given the LLM delay and the think time) beside it.
+
+With --think-ms 0 (the default) every candidate sends its next request the moment the last
+one returns: a closed loop that offers the server as much work as 200 sessions can, so the
+figures show its capacity and the queueing past it. A think time closer to a real candidate's
+shows the overhead of the same number of open interviews at a load the server can carry.
+
+The offline path runs the same interviews on a server with no LLM configured; its turns/s
+is the service's own throughput on this machine.
+
+PostgreSQL runs on a fresh database (created, migrated, dropped at the end) on the server
+named by --postgres-url; if that server does not answer, the run says so and skips it.
+--workers N (PostgreSQL only) runs N server processes, the documented scale-out path.
+Targets (issue 4): added latency p50 < 5 ms and p99 < 25 ms at 200 concurrent sessions on a
+2-core machine, and 500+ offline turns/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import re
+import ssl
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from coach.config import Settings
+from coach.content import PHASE_IDS, load_content
+from coach.store import Store
+from coach.store.database import normalize_url, redact
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from llm_double import LLMDouble, Reply, approx_tokens
+from server_process import ServerProcess
+
+TARGET_P50_MS = 5.0
+TARGET_P99_MS = 25.0
+TARGET_OFFLINE_TURNS_PER_S = 500.0
+WARMUP_SESSIONS = 4
+QUESTION_ID = "twitter"
+LLM_CALLS = {"create": 1, "answer": 0, "advance": 2}
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+# --- the LLM double, in its own process ---------------------------------------------------
+
+
+class FastLLMDouble(LLMDouble):
+    """The test double without its cached-prefix arithmetic (a Python loop over ~30k
+    characters per request, which would make the double, not the service, the bottleneck)."""
+
+    def _usage(self, body: dict[str, Any], completion: str) -> dict[str, Any]:
+        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+        prompt_tokens, completion_tokens = max(1, prompt // 4), approx_tokens(completion)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+
+
+_CRITERIA = re.compile(r'Grade phase "\w+" \(.*?\)\. The criteria to judge are: ([\w, ]+)\.')
+_SECTION = re.compile(r'<candidate_answer phase="\w+">\n(.*?)</candidate_answer>', re.S)
+_DRAFT = re.compile(r"<draft>\n(.*?)\n</draft>", re.S)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _quotes(section: str) -> list[str]:
+    """Verbatim sentences of the candidate's text, each short enough to quote."""
+    sentences = [s.strip() for line in section.splitlines() for s in _SENTENCE_END.split(line)]
+    return [s[:150] for s in sentences if len(s) >= 20]
+
+
+def make_responder(delay: float, counts: Counter[str]) -> Callable[[dict[str, Any]], Reply]:
+    """Answer what a good LLM would, after `delay` seconds: a grade, or the voice's line."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        prompt = str(body["messages"][-1]["content"])
+        if draft := _DRAFT.search(prompt):  # the interviewer voice: say the draft as it is
+            counts["voice"] += 1
+            return Reply.json({"line": draft.group(1)}, delay=delay)
+        counts["grade"] += 1
+        ids = _CRITERIA.search(prompt)
+        section = _SECTION.search(prompt)
+        quotes = _quotes(section.group(1)) if section else []
+        criteria = [
+            {"id": cid, "met": bool(quotes), "quote": quotes[i % len(quotes)] if quotes else ""}
+            for i, cid in enumerate(ids.group(1).split(", ") if ids else [])
+        ]
+        grade = {
+            "criteria": criteria,
+            "score": 4,
+            "mistakes": [],
+            "feedback": "Clear and concrete; every point is tied to the numbers.",
+            "next_step": "Say what fails first as the load grows tenfold.",
+        }
+        return Reply.json(grade, delay=delay)
+
+    return respond
+
+
+def serve_llm_double(conn: Connection, delay: float) -> None:
+    """Run the double until told to stop; 'counts' returns (and resets) its call counts."""
+    counts: Counter[str] = Counter()
+    with FastLLMDouble() as double:
+        double.default = make_responder(delay, counts)
+        conn.send(double.port)
+        while (message := conn.recv()) != "stop":
+            if message == "counts":
+                conn.send(dict(counts))
+                counts.clear()
+                double.requests.clear()
+
+
+class DoubleProcess:
+    """The LLM double in a child process, so it shares no interpreter lock with the client."""
+
+    def __init__(self, delay: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=serve_llm_double, args=(child, delay), daemon=True)
+        self.base_url = ""
+
+    def __enter__(self) -> DoubleProcess:
+        self._process.start()
+        if not self._conn.poll(30):
+            raise RuntimeError("the LLM double did not start within 30 s")
+        self.base_url = f"http://127.0.0.1:{self._conn.recv()}/v1"
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid or 0
+
+    def counts(self) -> dict[str, int]:
+        self._conn.send("counts")
+        return self._conn.recv()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(10)
+
+
+# --- the candidates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """What every run does: how many candidates, what they say, how long they pause."""
+
+    sessions: int
+    answers: list[str]
+    think_s: float
+
+
+@dataclass
+class RunResult:
+    """Response times (ms) per endpoint, and what the run did."""
+
+    times: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in LLM_CALLS})
+    turns: int = 0
+    turn_seconds: float = 0.0
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return sum(len(t) for t in self.times.values())
+
+    def cpu_line(self) -> str:
+        """CPU time per request of the server (what bounds its throughput, whatever the load)
+        and of the benchmark's own processes, which share the machine's cores with it."""
+        if not self.cpu_seconds.get("server") or not self.requests:
+            return "  CPU per request: not measured (no /proc)"
+        parts = [
+            f"{who} {seconds / self.requests * 1000:.1f} ms"
+            for who, seconds in self.cpu_seconds.items()
+            if seconds
+        ]
+        return f"  CPU per request: {', '.join(parts)}"
+
+
+async def _timed(
+    client: httpx.AsyncClient, result: RunResult, kind: str, url: str, body: dict[str, Any]
+) -> httpx.Response | None:
+    started = time.perf_counter()
+    try:
+        response = await client.post(url, json=body)
+    except httpx.HTTPError as exc:
+        result.errors[f"{kind}: {type(exc).__name__}"] += 1
+        return None
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code >= 400:
+        result.errors[f"{kind}: HTTP {response.status_code}"] += 1
+        return None
+    result.times[kind].append(elapsed)
+    return response
+
+
+async def _candidate(
+    url: str,
+    load: Load,
+    result: RunResult,
+    *,
+    all_created: asyncio.Barrier,
+    ssl_context: ssl.SSLContext,
+    rng: random.Random,
+) -> None:
+    """Create the interview, wait for everyone else's, then answer and advance, pausing
+    before each request (so with a think time, the creates do not arrive all at once either).
+
+    Each candidate has its own client and connection: httpx's connection pool scans all its
+    connections on every request, so one client with hundreds of them would make the client,
+    not the server, the bottleneck.
+    """
+
+    async def think() -> None:
+        if load.think_s:
+            await asyncio.sleep(rng.uniform(0, 2 * load.think_s))
+
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=120, verify=ssl_context
+    ) as client:
+        await think()
+        created = await _timed(
+            client, result, "create", "/v1/interviews", {"question_id": QUESTION_ID}
+        )
+        await all_created.wait()
+        if created is None:
+            return
+        path = f"/v1/interviews/{created.json()['id']}"
+        for answer in load.answers:
+            await think()
+            if await _timed(client, result, "answer", f"{path}/answers", {"text": answer}) is None:
+                return
+            await think()
+            advanced = await _timed(client, result, "advance", f"{path}/advance", {})
+            if advanced is None:
+                return
+            result.turns += 2
+            if reason := (advanced.json().get("grade") or {}).get("fallback_reason"):
+                result.fallbacks[reason[:100]] += 1
+
+
+async def drive(url: str, load: Load) -> RunResult:
+    """Every candidate creates an interview; once all exist, they all answer and advance."""
+    result = RunResult()
+    all_created = asyncio.Barrier(load.sessions + 1)
+    ssl_context = ssl.create_default_context()  # unused on http://, but made once, not per client
+    tasks = [
+        asyncio.create_task(
+            _candidate(
+                url,
+                load,
+                result,
+                all_created=all_created,
+                ssl_context=ssl_context,
+                rng=random.Random(n),
+            )
+        )
+        for n in range(load.sessions)
+    ]
+    await all_created.wait()
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    result.turn_seconds = time.perf_counter() - started
+    return result
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_database(folder: Path) -> Iterator[str]:
+    yield f"sqlite:///{folder / 'bench.db'}"
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh, uniquely named database on the server, dropped afterwards."""
+    server = normalize_url(admin_url)
+    name = f"coach_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def postgres_reachable(admin_url: str) -> str | None:
+    """None when the server answers; otherwise why not."""
+    engine = create_engine(
+        normalize_url(admin_url), poolclass=NullPool, connect_args={"connect_timeout": 2}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return str(exc).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+    return None
+
+
+@dataclass(frozen=True)
+class LLMCalls:
+    """The LLM calls the server recorded (its llm_calls table): how long, and what failed."""
+
+    latencies_ms: list[float]
+    failures: Counter[str]
+
+
+def recorded_llm_calls(url: str, *, skip: int) -> LLMCalls:
+    engine = create_engine(url, poolclass=NullPool)
+    query = text("SELECT latency_ms, outcome, purpose, error FROM llm_calls ORDER BY id")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()[skip:]
+    finally:
+        engine.dispose()
+    failures = Counter(
+        f"{purpose} {outcome}: {(error or '')[:100]}"
+        for _, outcome, purpose, error in rows
+        if outcome != "ok"
+    )
+    return LLMCalls(latencies_ms=[float(row[0]) for row in rows], failures=failures)
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+def run_server(
+    url: str,
+    load: Load,
+    *,
+    llm_url: str | None,
+    workers: int,
+    log_dir: Path,
+    after_warmup: Callable[[], object],
+    double_pid: int,
+) -> RunResult:
+    """Start a server on the database at `url` and drive it (warm-up first, not counted)."""
+    with Store(url) as store:
+        store.upgrade()
+    env = {
+        "COACH_DATABASE_URL": url,
+        "COACH_DATA_DIR": str(log_dir / "data"),
+        "COACH_RATE_LIMIT": "1000000/minute",
+        "WEB_CONCURRENCY": str(workers),  # uvicorn's --workers, from the environment
+    }
+    if llm_url:
+        env |= {
+            "COACH_LLM_BASE_URL": llm_url,
+            "COACH_LLM_API_KEY": "benchmark",
+            "COACH_LLM_MODEL": "double-model",
+            "COACH_LLM_READ_TIMEOUT": "60",
+        }
+    warmup = Load(sessions=WARMUP_SESSIONS, answers=load.answers, think_s=0)
+    with ServerProcess(env, log_dir=log_dir) as server:
+        asyncio.run(drive(server.url, warmup))
+        after_warmup()
+        assert server.process is not None
+        pids = {"server": server.process.pid, "LLM double": double_pid}
+        before = {who: cpu_seconds(pid) for who, pid in pids.items()}
+        client_before = time.process_time()
+        result = asyncio.run(drive(server.url, load))
+        result.cpu_seconds = {who: cpu_seconds(pid) - before[who] for who, pid in pids.items()}
+        result.cpu_seconds["client"] = time.process_time() - client_before
+        if not llm_url:
+            del result.cpu_seconds["LLM double"]
+        return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far; 0 where /proc is not."""
+    total = 0.0
+    if not pid:
+        return total
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a worker
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def _row(label: str, samples: list[float]) -> str:
+    if not samples:
+        return f"  {label:<30} (no samples)"
+    p50, p95, p99 = (_percentile(samples, p) for p in (50, 95, 99))
+    return f"  {label:<30} {len(samples):>6}  {p50:>8.1f} {p95:>8.1f} {p99:>8.1f}"
+
+
+def _header(what: str) -> str:
+    return f"  {what:<30} {'n':>6}  {'p50':>8} {'p95':>8} {'p99':>8}"
+
+
+def report_llm_run(
+    title: str, result: RunResult, load: Load, *, delay_ms: float, counts: dict[str, int]
+) -> tuple[float, float]:
+    """Print one LLM run; returns (p50, p99) of the added latency of LLM-backed requests."""
+    added = {
+        kind: [t - LLM_CALLS[kind] * delay_ms for t in times]
+        for kind, times in result.times.items()
+    }
+    backed = added["create"] + added["advance"]
+    turns_per_s = result.turns / result.turn_seconds if result.turn_seconds else 0.0
+    print(f"\n{title}, LLM double answering in {delay_ms:g} ms")
+    print(_header("added latency (ms)"))
+    print(_row("create (1 LLM call)", added["create"]))
+    print(_row("answer (no LLM call)", added["answer"]))
+    print(_row("advance (2 LLM calls)", added["advance"]))
+    print(_row("all LLM-backed requests", backed))
+    # Per answer/advance pair: 2 LLM calls and 2 pauses (each think_s on average).
+    ceiling = load.sessions * 2 / (2 * delay_ms / 1000 + 2 * load.think_s)
+    print(f"  turns/s: {turns_per_s:.0f} (ceiling with a zero-cost service: {ceiling:.0f})")
+    print(result.cpu_line())
+    expected = {
+        "voice": len(result.times["create"]) + len(result.times["advance"]),
+        "grade": len(result.times["advance"]),
+    }
+    seen = {k: counts.get(k, 0) for k in expected}
+    fallbacks = sum(result.fallbacks.values())
+    status = "as expected" if seen == expected and not fallbacks else "NOT AS EXPECTED"
+    print(f"  LLM calls: {seen} for {expected} expected, {fallbacks} fallbacks: {status}")
+    for reason, n in result.fallbacks.most_common(3):
+        print(f"    {n} x fallback: {reason}")
+    if result.errors:
+        print(f"  errors: {dict(result.errors)}")
+    return _percentile(backed, 50), _percentile(backed, 99)
+
+
+def report_offline_run(title: str, result: RunResult, load: Load) -> float:
+    turns_per_s = result.turns / result.turn_seconds if result.turn_seconds else 0.0
+    print(f"\n{title}, offline grader (no LLM)")
+    print(_header("response time (ms)"))
+    for kind in LLM_CALLS:
+        print(_row(kind, result.times[kind]))
+    ceiling = f" (ceiling: {load.sessions / load.think_s:.0f})" if load.think_s else ""
+    print(f"  turns/s: {turns_per_s:.0f}{ceiling} ({result.turns} answers and advances)")
+    print(result.cpu_line())
+    if result.errors:
+        print(f"  errors: {dict(result.errors)}")
+    return turns_per_s
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200, help="concurrent interviews (200)")
+    parser.add_argument("--llm-delay-ms", type=float, default=200.0, help="LLM delay (200)")
+    parser.add_argument(
+        "--phases", type=int, default=3, help="phases each interview answers and advances (3)"
+    )
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0, help="mean pause before each request (0)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes on PostgreSQL; SQLite runs 1"
+    )
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", help="sqlite,postgresql (both by default)"
+    )
+    parser.add_argument(
+        "--modes", default="llm,offline", help="llm,offline: with the LLM double, and without"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="a PostgreSQL server to create the benchmark's database on",
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 sessions")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.phases = min(args.sessions, 20), min(args.phases, 2)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(args.backends) - {"sqlite", "postgresql"} or set(args.modes) - {"llm", "offline"}:
+        parser.error("backends are sqlite and postgresql; modes are llm and offline")
+    if not 1 <= args.phases <= len(PHASE_IDS) - 1:
+        parser.error(f"phases go from 1 to {len(PHASE_IDS) - 1}")
+    if args.sessions < 1 or args.workers < 1:
+        parser.error("--sessions and --workers are at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    question = load_content(Settings()).question(QUESTION_ID)
+    load = Load(
+        sessions=args.sessions,
+        answers=[question.model_answers[phase] for phase in PHASE_IDS[: args.phases]],
+        think_s=args.think_ms / 1000,
+    )
+    delay_ms = args.llm_delay_ms
+    print(
+        f"service overhead: {load.sessions} concurrent interviews, each create + {args.phases} x "
+        f"(answer, advance), think time {args.think_ms:g} ms; LLM delay {delay_ms:g} ms; "
+        "uvicorn on 127.0.0.1"
+    )
+
+    verdicts: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="coach-bench-") as tmp,
+        DoubleProcess(delay_ms / 1000) as double,
+    ):
+        for backend in args.backends:
+            if backend == "postgresql" and (why := postgres_reachable(args.postgres_url)):
+                print(f"\npostgresql: skipped, no server at {redact(args.postgres_url)} ({why})")
+                continue
+            workers = args.workers if backend == "postgresql" else 1
+            title = f"{backend}, {workers} worker{'s' if workers > 1 else ''}"
+            for mode in args.modes:
+                folder = Path(tmp) / f"{backend}-{mode}"
+                folder.mkdir()
+                make_db = (
+                    sqlite_database(folder)
+                    if backend == "sqlite"
+                    else postgres_database(args.postgres_url)
+                )
+                warmup: dict[str, int] = {}
+                with make_db as url:
+                    result = run_server(
+                        url,
+                        load,
+                        llm_url=double.base_url if mode == "llm" else None,
+                        workers=workers,
+                        log_dir=folder,
+                        after_warmup=lambda warmup=warmup: warmup.update(double.counts()),
+                        double_pid=double.pid,
+                    )
+                    calls = recorded_llm_calls(url, skip=sum(warmup.values()))
+                counts = double.counts()
+                if mode == "offline":
+                    rate = report_offline_run(title, result, load)
+                    ok = rate >= TARGET_OFFLINE_TURNS_PER_S
+                    verdicts.append(
+                        f"{title}: offline turns/s {rate:.0f} "
+                        f"(target {TARGET_OFFLINE_TURNS_PER_S:.0f}+): "
+                        + (_verdict(ok) if not load.think_s else "n/a, set by the think time")
+                    )
+                    continue
+                p50, p99 = report_llm_run(title, result, load, delay_ms=delay_ms, counts=counts)
+                if latencies := calls.latencies_ms:
+                    print(
+                        "  LLM call time as the server measured it (ms): "
+                        f"p50 {_percentile(latencies, 50):.1f}, "
+                        f"p99 {_percentile(latencies, 99):.1f} (the double sleeps {delay_ms:g})"
+                    )
+                for failure, n in calls.failures.most_common(3):
+                    print(f"    {n} x failed LLM call: {failure}")
+                verdicts.append(
+                    f"{title}: added latency p50 {p50:.1f} ms (target < {TARGET_P50_MS:g}): "
+                    f"{_verdict(p50 < TARGET_P50_MS)}; p99 {p99:.1f} ms "
+                    f"(target < {TARGET_P99_MS:g}): {_verdict(p99 < TARGET_P99_MS)}"
+                )
+    print("\ntargets:")
+    for line in verdicts:
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

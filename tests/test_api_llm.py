@@ -1,0 +1,270 @@
+"""The LLM path through the real server: uvicorn in its own process, grading against an LLM
+server over the OpenAI protocol (the scripted double, and llama.cpp with SmolLM2).
+
+The double answers from each request (tests/llm_script.py): grade requests with a grade that
+quotes the candidate, interviewer-voice requests with the draft line unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+
+from api_testing import metric, metric_values, read_events, serve
+from coach.content import Content
+from coach.grading.models import PhaseGrade
+from coach.store.tables import LLMCall
+from llama_server import LlamaServer, assert_honest, running_llama_server
+from llm_double import LLMDouble, Reply
+from llm_script import ScriptedLLM, kind_of
+from server_process import ServerProcess
+
+ANSWER = (
+    "Users post short tweets and read a home timeline of the accounts they follow. "
+    "Out of scope: search and ads. Timeline reads under 200 ms at p99; availability over "
+    "consistency. About 200M daily active users, and reads dominate writes."
+)
+ESTIMATE = "200M DAU x 5 posts = 1B posts/day, about 11,600 writes/s; reads are 100x that."
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[LLMDouble]:
+    with LLMDouble() as running:
+        yield running
+
+
+@pytest.fixture()
+def scripted(double: LLMDouble, content: Content) -> ScriptedLLM:
+    double.reset()
+    responder = ScriptedLLM(content)
+    double.default = responder
+    return responder
+
+
+def serve_with_llm(
+    database_url: str, tmp_path: Path, double: LLMDouble, **env: str
+) -> ServerProcess:
+    settings = {
+        "llm_base_url": double.base_url,
+        "llm_json_mode": "json_object",
+        "llm_model": "double-model",
+        "llm_read_timeout": "10",
+    } | env
+    return serve(database_url, tmp_path, **settings)
+
+
+@pytest.fixture()
+def api(
+    database_url: str, tmp_path: Path, double: LLMDouble, scripted: ScriptedLLM
+) -> Iterator[httpx.Client]:
+    server = serve_with_llm(database_url, tmp_path, double)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def start_interview(api: httpx.Client, *answers: str) -> str:
+    created = api.post("/v1/interviews", json={"question_id": "twitter"})
+    assert created.status_code == 201, created.text
+    iid: str = created.json()["id"]
+    for text in answers:
+        answered = api.post(f"/v1/interviews/{iid}/answers", json={"text": text})
+        assert answered.status_code == 200, answered.text
+    return iid
+
+
+def candidate_texts(api: httpx.Client, iid: str) -> list[str]:
+    turns = api.get(f"/v1/interviews/{iid}").json()["turns"]
+    return [t["text"] for t in turns if t["role"] == "candidate"]
+
+
+def opening_question(api: httpx.Client, phase: str) -> str:
+    """The phase's opening question as the question endpoint shows it, spaces normalised."""
+    phases = api.get("/v1/questions/twitter").json()["phases"]
+    return " ".join(next(p["opening_question"] for p in phases if p["id"] == phase).split())
+
+
+def test_advance_grades_with_the_llm_and_keeps_only_quoted_evidence(
+    api: httpx.Client, scripted: ScriptedLLM, double: LLMDouble, database_url: str
+) -> None:
+    iid = start_interview(api, ANSWER)
+    before = metric_values(api)
+
+    reply = api.post(f"/v1/interviews/{iid}/advance", json={"phase": "requirements"})
+
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    grade = PhaseGrade.model_validate(body["grade"])
+    assert grade.source == "llm" and grade.model == "double-model"
+    assert grade.fallback_reason is None
+    met = [c for c in grade.criteria if c.met]
+    assert met, "the scripted LLM marks every criterion met with a true quote"
+    assert all(c.evidence and c.evidence in ANSWER for c in met)
+    assert grade.feedback == "Scripted feedback for requirements."
+    assert grade.usage is not None and grade.usage.prompt_tokens > 0
+    assert body["outcome"] == "advanced" and body["phase"] == "estimation"
+    assert " ".join(body["opening"].split()).endswith(opening_question(api, "estimation"))
+
+    grade_requests = [r for r in double.requests if kind_of(r) == "grade"]
+    assert len(grade_requests) == 1
+    assert grade_requests[0]["model"] == "double-model"
+    assert grade_requests[0]["response_format"]["type"] == "json_object"
+    assert scripted.calls["voice"] >= 2, "the opening lines went through the LLM voice too"
+
+    after = metric_values(api)
+    calls = "coach_llm_calls_total"
+    assert metric(after, calls, purpose="grade", outcome="ok") == 1
+    assert metric(after, calls, purpose="voice", outcome="ok") > metric(
+        before, calls, purpose="voice", outcome="ok"
+    )
+    for kind in ("prompt", "completion"):
+        assert metric(after, "coach_llm_tokens_total", kind=kind) > metric(
+            before, "coach_llm_tokens_total", kind=kind
+        )
+    assert metric(after, "coach_grades_total", source="llm") == 1
+    assert metric(after, "coach_llm_breaker_open") == 0
+
+    stored = api.get(f"/v1/interviews/{iid}").json()
+    assert stored["phases"][0]["grade"]["source"] == "llm"
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(LLMCall).where(LLMCall.purpose == "grade")).all()
+    finally:
+        engine.dispose()
+    assert [(r.model, r.outcome) for r in rows] == [("double-model", "ok")]
+    assert rows[0].prompt_tokens > 0 and rows[0].completion_tokens > 0
+
+
+def test_a_failing_llm_grades_offline_with_a_reason_and_loses_nothing(
+    api: httpx.Client, scripted: ScriptedLLM
+) -> None:
+    scripted.grade_status = 500
+    iid = start_interview(api, ANSWER, "Out of scope: direct messages.")
+
+    reply = api.post(f"/v1/interviews/{iid}/advance", json={"phase": "requirements"})
+
+    assert reply.status_code == 200, reply.text
+    grade = PhaseGrade.model_validate(reply.json()["grade"])
+    assert grade.source == "offline"
+    assert grade.fallback_reason and "HTTP 500" in grade.fallback_reason
+    said = [ANSWER, "Out of scope: direct messages."]
+    assert all(c.evidence in "\n\n".join(said) for c in grade.criteria if c.met and c.evidence)
+    assert candidate_texts(api, iid) == said
+    state = api.get(f"/v1/interviews/{iid}").json()
+    assert state["phase"] == "estimation"
+    assert state["phases"][0]["grade"]["fallback_reason"] == grade.fallback_reason
+
+    values = metric_values(api)
+    assert metric(values, "coach_llm_calls_total", purpose="grade", outcome="unavailable") == 1
+    assert metric(values, "coach_grades_total", source="offline") == 1
+    assert metric(values, "coach_grade_fallbacks_total") == 1
+
+
+def test_streamed_advance_sends_tokens_as_the_llm_writes_then_the_grade(
+    api: httpx.Client, scripted: ScriptedLLM
+) -> None:
+    scripted.chunk_delay, scripted.chunk_size = 0.02, 16
+    iid = start_interview(api, ANSWER)
+
+    with api.stream(
+        "POST", f"/v1/interviews/{iid}/advance/stream", json={"phase": "requirements"}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_events(response)
+
+    kinds = [e.event for e in events]
+    assert kinds[-1] == "grade" and set(kinds[:-1]) == {"token"}, kinds
+    tokens = [e for e in events if e.event == "token"]
+    assert len(tokens) >= 10
+    assert "".join(e.data for e in tokens) == scripted.grade_replies[-1]
+    assert events[-1].at - tokens[0].at > 0.2, "tokens arrived while the LLM was still writing"
+    final = json.loads(events[-1].data)
+    assert final["outcome"] == "advanced" and final["grade"]["source"] == "llm"
+    assert final["grade"]["feedback"] == "Scripted feedback for requirements."
+    assert api.get(f"/v1/interviews/{iid}").json()["phase"] == "estimation"
+
+
+def test_repeated_failures_open_the_breaker_and_ops_endpoints_say_so(
+    database_url: str, tmp_path: Path, double: LLMDouble, scripted: ScriptedLLM
+) -> None:
+    double.default = Reply.error(500, "the model is down")
+    server = serve_with_llm(database_url, tmp_path, double, llm_breaker_failures="2")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            iid = start_interview(api, ANSWER)  # the opening's voice call fails: 1
+            first = api.post(f"/v1/interviews/{iid}/advance").json()  # the grade fails: 2
+            assert first["grade"]["source"] == "offline"
+            assert "HTTP 500" in first["grade"]["fallback_reason"]
+
+            ready = api.get("/readyz")
+            assert ready.status_code == 200, "offline grading keeps the service ready"
+            assert ready.json()["checks"]["grader"] == {
+                "ok": True,
+                "mode": "llm",
+                "model": "double-model",
+                "breaker": "open",
+            }
+            assert metric(metric_values(api), "coach_llm_breaker_open") == 1
+
+            sent = len(double.requests)
+            api.post(f"/v1/interviews/{iid}/answers", json={"text": ESTIMATE})
+            second = api.post(f"/v1/interviews/{iid}/advance").json()
+            assert second["grade"]["source"] == "offline"
+            assert second["grade"]["fallback_reason"].startswith(
+                "LLM circuit breaker open after 2 failures"
+            )
+            assert len(double.requests) == sent, "an open breaker sends nothing to the LLM"
+            assert candidate_texts(api, iid) == [ANSWER, ESTIMATE]
+    finally:
+        server.stop()
+
+
+# --- the real model ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[LlamaServer]:
+    with running_llama_server() as server:
+        yield server
+
+
+@pytest.mark.llama
+def test_llama_grades_a_phase_through_the_api(llama: LlamaServer, tmp_path: Path) -> None:
+    """One grade (plus the voice's short lines) from SmolLM2: valid whatever the model says."""
+    server = serve(
+        f"sqlite:///{tmp_path / 'db' / 'coach.db'}",
+        tmp_path,
+        llm_base_url=llama.base_url,
+        llm_model=llama.model,
+        llm_json_mode="json_object",
+        llm_prompt_detail="compact",
+        llm_read_timeout="120",
+        llm_max_tokens="400",
+    )
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as api:
+            iid = start_interview(api, ANSWER)
+            started = time.monotonic()
+            reply = api.post(f"/v1/interviews/{iid}/advance", json={"phase": "requirements"})
+            took = time.monotonic() - started
+            assert reply.status_code == 200, reply.text
+            grade = PhaseGrade.model_validate(reply.json()["grade"])
+            assert grade.phase == "requirements"
+            assert_honest(grade, ANSWER)
+            if grade.source == "llm":
+                assert grade.model
+            assert reply.json()["opening"], "the next phase opens whatever the voice said"
+            assert candidate_texts(api, iid) == [ANSWER]
+            print(f"\nrequirements via API: {grade.source} score={grade.score} {took:.1f}s")
+    finally:
+        server.stop()
