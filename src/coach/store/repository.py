@@ -354,21 +354,29 @@ class Store:
 
     @staticmethod
     def _upsert_grades(conn: Connection, session: Session) -> None:
-        for state in session.phases:
-            grade = state.grade
-            if grade is None:
-                continue
-            values = {
-                "score": grade.score,
-                "source": grade.source,
-                "model": grade.model,
-                "grade_json": grade.model_dump_json(),
-            }
-            conn.execute(
-                _insert_for(conn, PhaseGradeRow)
-                .values(interview_id=session.id, phase=state.phase, **values)
-                .on_conflict_do_update(index_elements=["interview_id", "phase"], set_=values)
+        """Insert the phase grades not stored yet; a phase is graded once, so none changes."""
+        graded = [state for state in session.phases if state.grade is not None]
+        if not graded:
+            return
+        stored = set(
+            conn.scalars(
+                select(PhaseGradeRow.phase).where(PhaseGradeRow.interview_id == session.id)
             )
+        )
+        rows = [
+            {
+                "interview_id": session.id,
+                "phase": state.phase,
+                "score": state.grade.score,
+                "source": state.grade.source,
+                "model": state.grade.model,
+                "grade_json": state.grade.model_dump_json(),
+            }
+            for state in graded
+            if state.grade is not None and state.phase not in stored
+        ]
+        if rows:
+            conn.execute(PhaseGradeRow.__table__.insert(), rows)
 
     # -- gradings -------------------------------------------------------------------------------
 
