@@ -56,7 +56,6 @@ import ssl
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +76,7 @@ from coach.store.database import normalize_url, redact
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from llm_double import LLMDouble, Reply, approx_tokens
+from pg_database import fresh_postgres_database
 from server_process import ServerProcess
 
 TARGET_P50_MS = 5.0
@@ -324,22 +324,6 @@ def sqlite_database(folder: Path) -> Iterator[str]:
     yield f"sqlite:///{folder / 'bench.db'}"
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh, uniquely named database on the server, dropped afterwards."""
-    server = normalize_url(admin_url)
-    name = f"coach_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def postgres_reachable(admin_url: str) -> str | None:
     """None when the server answers; otherwise why not."""
     engine = create_engine(
@@ -580,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 make_db = (
                     sqlite_database(folder)
                     if backend == "sqlite"
-                    else postgres_database(args.postgres_url)
+                    else fresh_postgres_database(args.postgres_url, prefix="coach_bench")
                 )
                 warmup: dict[str, int] = {}
                 with make_db as url:

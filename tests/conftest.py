@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,9 @@ from sqlalchemy.pool import NullPool
 
 from coach.config import Settings
 from coach.content import Content, load_content
-from coach.store.database import normalize_url
+from llm_double import LLMDouble
+from llm_script import ScriptedLLM
+from pg_database import fresh_postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -46,17 +47,8 @@ def postgres_test_database() -> Iterator[str]:
             f"{POSTGRES_URL_ENV} is not set; scripts/test.sh sets it when PostgreSQL answers "
             "on 127.0.0.1:5432"
         )
-    server = normalize_url(base)
-    name = f"coach_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(base) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -71,3 +63,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def llm_double_server() -> Iterator[LLMDouble]:
+    """One OpenAI-protocol test double for the whole run (tests script it per test)."""
+    with LLMDouble() as double:
+        yield double
+
+
+@pytest.fixture()
+def llm(llm_double_server: LLMDouble) -> LLMDouble:
+    """The shared double with no script and no recorded requests left from earlier tests."""
+    llm_double_server.reset()
+    return llm_double_server
+
+
+@pytest.fixture()
+def scripted(llm: LLMDouble, content: Content) -> ScriptedLLM:
+    """The shared double answering like a sensible LLM: grades quote the candidate's text."""
+    responder = ScriptedLLM(content)
+    llm.default = responder
+    return responder

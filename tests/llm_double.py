@@ -35,6 +35,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from coach.config import Settings
+
 
 def approx_tokens(text: str) -> int:
     """The usual rule of thumb: about four characters per token."""
@@ -313,3 +315,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def double_settings(llm: LLMDouble, **overrides: object) -> Settings:
+    """Settings pointing coach's LLM client at this double, with short test timeouts."""
+    values: dict[str, object] = {
+        "llm_base_url": llm.base_url,
+        "llm_model": "double-model",
+        "llm_json_mode": "json_object",
+        "llm_read_timeout": 5.0,
+        "llm_breaker_failures": 3,
+        "llm_breaker_cooldown": 30.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

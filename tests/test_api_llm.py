@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from api_testing import metric, metric_values, read_events, serve
-from coach.content import Content
 from coach.grading.models import PhaseGrade
 from coach.store.tables import LLMCall
 from llama_server import LlamaServer, assert_honest, running_llama_server
@@ -33,18 +32,10 @@ ANSWER = (
 ESTIMATE = "200M DAU x 5 posts = 1B posts/day, about 11,600 writes/s; reads are 100x that."
 
 
-@pytest.fixture(scope="module")
-def double() -> Iterator[LLMDouble]:
-    with LLMDouble() as running:
-        yield running
-
-
 @pytest.fixture()
-def scripted(double: LLMDouble, content: Content) -> ScriptedLLM:
-    double.reset()
-    responder = ScriptedLLM(content)
-    double.default = responder
-    return responder
+def double(llm: LLMDouble) -> LLMDouble:
+    """The shared double, reset for this test."""
+    return llm
 
 
 def serve_with_llm(

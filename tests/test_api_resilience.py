@@ -47,18 +47,10 @@ SLOW = 60.0  # seconds the LLM takes while a test kills the server; never waited
 LEASE = 2.0  # seconds before a killed server's running job is taken over by a live one
 
 
-@pytest.fixture(scope="module")
-def double() -> Iterator[LLMDouble]:
-    with LLMDouble() as running:
-        yield running
-
-
 @pytest.fixture()
-def scripted(double: LLMDouble, content: Content) -> ScriptedLLM:
-    double.reset()
-    responder = ScriptedLLM(content)
-    double.default = responder
-    return responder
+def double(llm: LLMDouble) -> LLMDouble:
+    """The shared double, reset for this test."""
+    return llm
 
 
 class Servers:

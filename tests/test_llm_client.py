@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -13,7 +12,7 @@ from coach.breaker import CircuitBreaker
 from coach.config import Settings
 from coach.errors import LLMInvalidOutputError, LLMUnavailableError
 from coach.llm import LLMClient
-from llm_double import LLMDouble, Reply, free_port
+from llm_double import LLMDouble, Reply, double_settings, free_port
 
 SCHEMA = {
     "type": "object",
@@ -28,32 +27,9 @@ class Line(BaseModel):
     line: str
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMDouble]:
-    with LLMDouble() as double:
-        yield double
-
-
-@pytest.fixture()
-def llm(server: LLMDouble) -> LLMDouble:
-    server.reset()
-    return server
-
-
-def settings_for(llm: LLMDouble, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "llm_base_url": llm.base_url,
-        "llm_model": "double-model",
-        "llm_json_mode": "json_object",
-        "llm_read_timeout": 5.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 def test_json_reply_is_parsed_with_usage_and_settings_sent(llm: LLMDouble) -> None:
     llm.script(Reply.json({"line": "hello"}))
-    client = LLMClient(settings_for(llm, llm_max_tokens=300))
+    client = LLMClient(double_settings(llm, llm_max_tokens=300))
 
     reply = client.complete_json(MESSAGES, SCHEMA, max_tokens=1000, validate=Line)
 
@@ -72,7 +48,7 @@ def test_json_reply_is_parsed_with_usage_and_settings_sent(llm: LLMDouble) -> No
 def test_cached_tokens_are_read_from_prompt_token_details(llm: LLMDouble) -> None:
     long_prefix = [{"role": "system", "content": "rubric " * 1200}]
     llm.script(Reply.json({"line": "a"}), Reply.json({"line": "b"}))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     first = client.complete_json([*long_prefix, MESSAGES[1]], SCHEMA, max_tokens=50)
     second = client.complete_json(
@@ -95,7 +71,7 @@ def test_cached_tokens_are_read_from_prompt_token_details(llm: LLMDouble) -> Non
 )
 def test_unusable_replies_are_invalid_output(llm: LLMDouble, reply: Reply, message: str) -> None:
     llm.script(reply)
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with pytest.raises(LLMInvalidOutputError, match=message):
         client.complete_json(MESSAGES, SCHEMA, max_tokens=50, validate=Line)
@@ -115,7 +91,7 @@ def test_http_errors_are_unavailable_and_never_retried_by_the_client(
     llm: LLMDouble, reply: Reply, message: str
 ) -> None:
     llm.script(reply)
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with pytest.raises(LLMUnavailableError, match=message):
         client.complete_json(MESSAGES, SCHEMA, max_tokens=50)
@@ -124,7 +100,7 @@ def test_http_errors_are_unavailable_and_never_retried_by_the_client(
 
 def test_slow_server_times_out_at_the_read_timeout(llm: LLMDouble) -> None:
     llm.script(Reply.slow(3, {"line": "late"}))
-    client = LLMClient(settings_for(llm, llm_read_timeout=1.0))
+    client = LLMClient(double_settings(llm, llm_read_timeout=1.0))
 
     started = time.monotonic()
     with pytest.raises(LLMUnavailableError, match="timed out after 1s"):
@@ -148,7 +124,7 @@ def test_client_refuses_to_build_without_an_endpoint() -> None:
 def test_auto_mode_switches_to_json_object_when_json_schema_is_refused(llm: LLMDouble) -> None:
     llm.refuse_json_schema = True  # what llama.cpp's server does
     llm.script(Reply.json({"line": "a"}), Reply.json({"line": "b"}))
-    client = LLMClient(settings_for(llm, llm_json_mode="auto"))
+    client = LLMClient(double_settings(llm, llm_json_mode="auto"))
 
     assert client.complete_json(MESSAGES, SCHEMA, max_tokens=50).data == {"line": "a"}
     assert client.complete_json(MESSAGES, SCHEMA, max_tokens=50).data == {"line": "b"}
@@ -160,7 +136,7 @@ def test_auto_mode_switches_to_json_object_when_json_schema_is_refused(llm: LLMD
 
 def test_auto_mode_keeps_json_schema_when_it_works(llm: LLMDouble) -> None:
     llm.script(Reply.json({"line": "a"}), Reply.json({"line": "b"}))
-    client = LLMClient(settings_for(llm, llm_json_mode="auto"))
+    client = LLMClient(double_settings(llm, llm_json_mode="auto"))
 
     client.complete_json(MESSAGES, SCHEMA, max_tokens=50, name="line")
     client.complete_json(MESSAGES, SCHEMA, max_tokens=50, name="line")
@@ -175,7 +151,7 @@ def test_auto_mode_keeps_json_schema_when_it_works(llm: LLMDouble) -> None:
 
 def test_auto_mode_does_not_switch_on_a_rate_limit(llm: LLMDouble) -> None:
     llm.script(Reply.rate_limited())
-    client = LLMClient(settings_for(llm, llm_json_mode="auto"))
+    client = LLMClient(double_settings(llm, llm_json_mode="auto"))
 
     with pytest.raises(LLMUnavailableError, match="429"):
         client.complete_json(MESSAGES, SCHEMA, max_tokens=50)
@@ -185,7 +161,7 @@ def test_auto_mode_does_not_switch_on_a_rate_limit(llm: LLMDouble) -> None:
 
 def test_auto_mode_remembers_nothing_when_both_modes_fail(llm: LLMDouble) -> None:
     llm.script(Reply.error(500), Reply.error(500), Reply.json({"line": "ok"}))
-    client = LLMClient(settings_for(llm, llm_json_mode="auto"))
+    client = LLMClient(double_settings(llm, llm_json_mode="auto"))
 
     with pytest.raises(LLMUnavailableError, match="HTTP 500"):
         client.complete_json(MESSAGES, SCHEMA, max_tokens=50)

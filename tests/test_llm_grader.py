@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from coach.grading.scoring import score_from_criteria
 from coach.llm import LLMClient
 from coach.llm_voice import LLMVoice
 from coach.voice import StaticVoice
-from llm_double import LLMDouble, Reply, approx_tokens
+from llm_double import LLMDouble, Reply, approx_tokens, double_settings
 
 API_TEXT = (
     "POST /v1/tweets with body {text, media_ids} and an Idempotency-Key header returns 201 "
@@ -71,35 +70,10 @@ def grade_reply(quotes: dict[str, str], *, score: int = 4, **extra: Any) -> dict
     }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMDouble]:
-    with LLMDouble() as double:
-        yield double
-
-
-@pytest.fixture()
-def llm(server: LLMDouble) -> LLMDouble:
-    server.reset()
-    return server
-
-
-def settings_for(llm: LLMDouble, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "llm_base_url": llm.base_url,
-        "llm_model": "double-model",
-        "llm_json_mode": "json_object",
-        "llm_read_timeout": 5.0,
-        "llm_breaker_failures": 3,
-        "llm_breaker_cooldown": 30.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 def make(
     content: Content, llm: LLMDouble, *, breaker: CircuitBreaker | None = None, **overrides: object
 ) -> LLMGrader:
-    settings = settings_for(llm, **overrides)
+    settings = double_settings(llm, **overrides)
     return LLMGrader(
         content=content,
         settings=settings,
@@ -539,15 +513,15 @@ def test_factory_picks_offline_without_an_llm_and_llm_with_one(
 ) -> None:
     assert isinstance(make_grader(offline_settings, content), OfflineGrader)
     assert isinstance(make_voice(offline_settings, content), StaticVoice)
-    assert isinstance(make_grader(settings_for(llm), content), LLMGrader)
-    assert isinstance(make_voice(settings_for(llm), content), LLMVoice)
+    assert isinstance(make_grader(double_settings(llm), content), LLMGrader)
+    assert isinstance(make_voice(double_settings(llm), content), LLMVoice)
 
 
 DRAFT = "A user with 50 million followers posts. What happens to your fan-out?"
 
 
 def speak(content: Content, llm: LLMDouble, breaker: CircuitBreaker | None = None) -> str:
-    settings = settings_for(llm)
+    settings = double_settings(llm)
     voice = LLMVoice(
         content=content,
         settings=settings,

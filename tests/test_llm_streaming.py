@@ -25,7 +25,7 @@ from coach.grading.llm import LLMGrader
 from coach.grading.offline import OfflineGrader
 from coach.llm import LLMCallRecord, LLMClient, add_call_observer, streaming_tokens, token_sink
 from coach.llm_voice import LLMVoice
-from llm_double import LLMDouble, Reply, free_port
+from llm_double import LLMDouble, Reply, double_settings, free_port
 from test_llm_grader import API_TEXT, api_request, good, grade_reply
 
 SCHEMA = {
@@ -56,18 +56,6 @@ class Tokens:
         return [text for _, text in self.items]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMDouble]:
-    with LLMDouble() as double:
-        yield double
-
-
-@pytest.fixture()
-def llm(server: LLMDouble) -> LLMDouble:
-    server.reset()
-    return server
-
-
 @pytest.fixture()
 def records() -> Iterator[list[LLMCallRecord]]:
     """Every call record made during the test (the registry is global, so always removed)."""
@@ -77,21 +65,8 @@ def records() -> Iterator[list[LLMCallRecord]]:
     remove()
 
 
-def settings_for(llm: LLMDouble, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "llm_base_url": llm.base_url,
-        "llm_model": "double-model",
-        "llm_json_mode": "json_object",
-        "llm_read_timeout": 5.0,
-        "llm_breaker_failures": 3,
-        "llm_breaker_cooldown": 30.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 def make_grader(content: Content, llm: LLMDouble) -> LLMGrader:
-    settings = settings_for(llm)
+    settings = double_settings(llm)
     return LLMGrader(
         content=content,
         settings=settings,
@@ -117,7 +92,7 @@ def failure(client: LLMClient, *, sink: Tokens | None = None) -> LLMError:
 
 def test_tokens_arrive_in_order_and_before_the_reply_is_complete(llm: LLMDouble) -> None:
     llm.script(Reply.json(LINE, chunk_size=6, chunk_delay=0.05))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     tokens = Tokens()
 
     with streaming_tokens(tokens):
@@ -134,7 +109,7 @@ def test_tokens_arrive_in_order_and_before_the_reply_is_complete(llm: LLMDouble)
 
 
 def test_streamed_reply_equals_the_plain_reply(llm: LLMDouble) -> None:
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     llm.script(Reply.json(LINE))
     plain = client.complete_json(MESSAGES, SCHEMA, max_tokens=100, validate=Line)
     llm.reset()  # forget the prompt, so the second call reports no cached prefix either
@@ -159,7 +134,7 @@ def test_streamed_reply_equals_the_plain_reply(llm: LLMDouble) -> None:
 def test_streamed_usage_includes_cached_tokens(llm: LLMDouble) -> None:
     long_prefix = [{"role": "system", "content": "rubric " * 1200}]
     llm.script(Reply.json({"line": "a"}), Reply.json({"line": "b"}))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with streaming_tokens(Tokens()):
         first = client.complete_json([*long_prefix, MESSAGES[1]], SCHEMA, max_tokens=50)
@@ -173,7 +148,7 @@ def test_streamed_usage_includes_cached_tokens(llm: LLMDouble) -> None:
 
 def test_stream_without_usage_reports_zero_tokens_and_the_latency(llm: LLMDouble) -> None:
     llm.script(Reply(content=json.dumps(LINE), send_usage=False))  # ignores include_usage
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with streaming_tokens(Tokens()):
         reply = client.complete_json(MESSAGES, SCHEMA, max_tokens=100)
@@ -185,7 +160,7 @@ def test_stream_without_usage_reports_zero_tokens_and_the_latency(llm: LLMDouble
 
 def test_without_a_sink_nothing_streams(llm: LLMDouble) -> None:
     llm.default = Reply.json(LINE)
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     tokens = Tokens()
 
     with streaming_tokens(tokens):
@@ -211,7 +186,7 @@ def test_unusable_streamed_replies_are_invalid_output_like_plain_ones(
     llm: LLMDouble, reply: Reply, message: str
 ) -> None:
     llm.script(reply, reply)
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     tokens = Tokens()
 
     plain = failure(client)
@@ -236,7 +211,7 @@ def test_http_errors_on_a_stream_say_what_they_say_without_one(
     llm: LLMDouble, reply: Reply, message: str
 ) -> None:
     llm.script(reply, reply)
-    client = LLMClient(settings_for(llm, llm_read_timeout=1.0))
+    client = LLMClient(double_settings(llm, llm_read_timeout=1.0))
     tokens = Tokens()
 
     plain = failure(client)
@@ -261,7 +236,7 @@ def test_unreachable_endpoint_on_a_stream_names_the_url() -> None:
 
 def test_a_stream_that_stalls_mid_reply_times_out(llm: LLMDouble) -> None:
     llm.script(Reply(content=json.dumps(LINE), chunk_size=10, chunk_delay=1.5))
-    client = LLMClient(settings_for(llm, llm_read_timeout=1.0))
+    client = LLMClient(double_settings(llm, llm_read_timeout=1.0))
 
     started = time.monotonic()
     with (
@@ -274,7 +249,7 @@ def test_a_stream_that_stalls_mid_reply_times_out(llm: LLMDouble) -> None:
 
 def test_an_error_event_mid_stream_is_unavailable(llm: LLMDouble) -> None:
     llm.script(Reply.stream_error(json.dumps(LINE), after_chunks=2, message="model crashed"))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     tokens = Tokens()
 
     with (
@@ -287,7 +262,7 @@ def test_an_error_event_mid_stream_is_unavailable(llm: LLMDouble) -> None:
 
 def test_an_endpoint_that_refuses_stream_options_is_an_http_error(llm: LLMDouble) -> None:
     llm.refuse_stream_options = True
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with (
         streaming_tokens(Tokens()),
@@ -306,7 +281,7 @@ def test_a_failing_sink_costs_the_display_not_the_reply(
         raise ConnectionResetError("client went away")
 
     llm.script(Reply.json(LINE, chunk_size=4))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     with caplog.at_level(logging.ERROR, logger="coach.llm"), streaming_tokens(broken):
         reply = client.complete_json(MESSAGES, SCHEMA, max_tokens=100, validate=Line)
@@ -382,7 +357,7 @@ def test_the_interviewer_voice_does_not_stream_into_a_feedback_sink(
     content: Content, llm: LLMDouble
 ) -> None:
     llm.script(Reply.json({"line": "Let's push on fan-out for celebrities."}))
-    settings = settings_for(llm)
+    settings = double_settings(llm)
     voice = LLMVoice(content=content, settings=settings, client=LLMClient(settings))
     tokens = Tokens()
 
@@ -406,7 +381,7 @@ def test_a_good_call_is_recorded_with_its_usage(
     llm: LLMDouble, records: list[LLMCallRecord]
 ) -> None:
     llm.script(Reply.json(LINE), Reply.json(LINE))
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
 
     plain = client.complete_json(MESSAGES, SCHEMA, max_tokens=100, purpose="voice")
     with streaming_tokens(Tokens(), purposes=["voice"]):
@@ -455,7 +430,7 @@ def test_a_failed_call_is_recorded_with_its_outcome(
     spent_tokens: bool,
 ) -> None:
     llm.script(reply)
-    client = LLMClient(settings_for(llm, llm_read_timeout=1.0))
+    client = LLMClient(double_settings(llm, llm_read_timeout=1.0))
 
     error = failure(client, sink=Tokens() if stream else None)
 
@@ -485,7 +460,7 @@ def test_the_auto_mode_retry_is_a_second_record(
 ) -> None:
     llm.refuse_json_schema = True
     llm.script(Reply.json(LINE))
-    client = LLMClient(settings_for(llm, llm_json_mode="auto"))
+    client = LLMClient(double_settings(llm, llm_json_mode="auto"))
 
     client.complete_json(MESSAGES, SCHEMA, max_tokens=50)
 
@@ -511,7 +486,7 @@ def test_the_graders_retry_after_bad_output_is_recorded_too(
 
 def test_a_removed_observer_hears_nothing_more(llm: LLMDouble) -> None:
     llm.default = Reply.json(LINE)
-    client = LLMClient(settings_for(llm))
+    client = LLMClient(double_settings(llm))
     seen: list[LLMCallRecord] = []
     remove = add_call_observer(seen.append)
 
