@@ -47,6 +47,11 @@ TABLES = {
     "gradings",
     "llm_calls",
     "api_tokens",
+    "slack_teams",
+    "slack_users",
+    "slack_threads",
+    "slack_gradings",
+    "slack_deliveries",
 }
 REQUIREMENTS = (
     "Users post tweets, follow people and read a home timeline. Out of scope: search and DMs. "
@@ -122,12 +127,12 @@ def test_upgrade_creates_every_table_and_running_it_again_changes_nothing(
     with Store(database_url) as store:
         assert store.revision() is None
         store.upgrade()
-        assert store.revision() == head_revision() == "0001"
+        assert store.revision() == head_revision() == "0002"
         assert set(inspect(store.engine).get_table_names()) == TABLES | {"alembic_version"}
         token_id, secret = store.create_token("before-second-upgrade")
 
         store.upgrade()
-        assert store.revision() == "0001"
+        assert store.revision() == "0002"
         assert store.token_id_for(secret) == token_id
 
 
@@ -519,9 +524,9 @@ def test_cli_upgrades_the_database_and_creates_a_token_shown_once(
 
     first = runner.invoke(app, ["db", "upgrade"], env=env)
     assert first.exit_code == 0, first.output
-    assert "upgraded from revision (none) to 0001" in first.output
+    assert "upgraded from revision (none) to 0002" in first.output
     again = runner.invoke(app, ["db", "upgrade"], env=env)
-    assert again.exit_code == 0 and "is up to date (revision 0001)" in again.output
+    assert again.exit_code == 0 and "is up to date (revision 0002)" in again.output
 
     created = runner.invoke(app, ["tokens", "create", "ci"], env=env)
     assert created.exit_code == 0, created.output

@@ -27,6 +27,7 @@ from coach.engine import InterviewEngine, Session, Turn
 from coach.errors import CoachError, InputError, InterviewStateError
 from coach.render import duration, grade_text, report_markdown, report_text
 from coach.sessions_file import SessionFiles
+from coach.slack.cli import slack_app
 from coach.text_input import decode_upload
 
 if TYPE_CHECKING:
@@ -607,6 +608,7 @@ tokens_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(slack_app, name="slack")
 
 
 def _store() -> Store:

@@ -126,10 +126,36 @@ class Settings(BaseSettings):
         "five times per lease.",
     )
 
+    # --- Slack (the bot at /slack/events) -----------------------------------------------------
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret (Basic Information > App Credentials); "
+        "with COACH_SLACK_BOT_TOKEN it turns the Slack bot on at /slack/events.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's bot token, xoxb-... (OAuth & Permissions, after "
+        "installing the app to the workspace).",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Base URL of Slack's Web API; tests point it at a local stand-in.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address people reach this server at, for links the Slack bot posts "
+        "(web reports).",
+    )
+
     @property
     def llm_enabled(self) -> bool:
         """An LLM is used when an endpoint or a key is given; otherwise grading is offline."""
         return bool(self.llm_base_url or self.llm_api_key)
+
+    @property
+    def slack_enabled(self) -> bool:
+        """The Slack bot runs only when both its secret and its token are set."""
+        return bool(self.slack_signing_secret and self.slack_bot_token)
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from coach.errors import BinaryInputError, EmptyInputError, InputTooLargeError
 
 _ALLOWED_CONTROL = {"\n", "\r", "\t", "\f"}
@@ -47,3 +49,17 @@ def clean_text(text: str, *, max_chars: int, what: str = "answer") -> str:
     if not text.strip():
         raise EmptyInputError(f"The {what} is empty; write something before sending it.")
     return text
+
+
+def pdf_text(data: bytes) -> str:
+    """Text of a PDF's pages, via pypdf (pure Python, well kept)."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise BinaryInputError(
+            f"The PDF could not be read ({exc}); upload Markdown or text."
+        ) from exc

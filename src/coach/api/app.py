@@ -25,6 +25,8 @@ from coach.config import Settings
 from coach.errors import CoachError
 from coach.llm import LLMCallRecord, add_call_observer
 from coach.service import CoachService
+from coach.slack.routes import slack_router
+from coach.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
     app.include_router(content_router)
     app.include_router(interviews_router)
     app.include_router(gradings_router)
+    app.include_router(slack_router(app.state.service))  # POST /slack/events
+    app.include_router(web_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -17,6 +17,13 @@ from coach.service import CoachService
 
 LOCAL = "local"  # the rate-limit key for everyone in local single-user mode
 
+# The web app's sign-in keeps the token in this HttpOnly cookie, so the browser (not page
+# script) sends it. A cookie rides along on requests other sites trigger too, so calls that
+# change something only accept it with the header below, which a cross-site form cannot set.
+TOKEN_COOKIE = "coach_token"
+WEB_CLIENT_HEADER = "X-Coach-Client"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def get_service(request: Request) -> CoachService:
     return request.app.state.service  # type: ignore[no-any-return]
@@ -33,12 +40,16 @@ def get_owner(request: Request) -> str | None:
         return None
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    if not header:
+        secret = cookie_token(request) or ""
+    elif scheme.lower() != "bearer":
+        secret = ""
+    if not secret.strip():
         raise APIError(
             401,
             "unauthorized",
             "This server needs a bearer token: send 'Authorization: Bearer <token>' "
-            "(make one with `coach tokens create NAME`).",
+            "(make one with `coach tokens create NAME`), or sign in on the web app.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     token_id = service.store.token_id_for(secret.strip())
@@ -50,6 +61,16 @@ def get_owner(request: Request) -> str | None:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     return token_id
+
+
+def cookie_token(request: Request) -> str | None:
+    """The web sign-in cookie's token: on reads always, on writes only from the web app."""
+    secret = request.cookies.get(TOKEN_COOKIE)
+    if not secret:
+        return None
+    if request.method in SAFE_METHODS or request.headers.get(WEB_CLIENT_HEADER) == "web":
+        return secret
+    return None
 
 
 Service = Annotated[CoachService, Depends(get_service)]

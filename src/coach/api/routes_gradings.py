@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import anyio
@@ -13,11 +12,10 @@ from pydantic import ValidationError
 from coach.api.deps import LLMOwner, Owner, Service
 from coach.api.errors import APIError
 from coach.api.schemas import GradingRequest, GradingStatus
-from coach.errors import BinaryInputError
 from coach.grading.models import Report
 from coach.render import report_markdown
 from coach.store import GradingRecord
-from coach.text_input import clean_text, decode_upload
+from coach.text_input import clean_text, decode_upload, pdf_text
 
 router = APIRouter(prefix="/v1/gradings", tags=["gradings"])
 
@@ -56,20 +54,6 @@ def status_of(record: GradingRecord) -> GradingStatus:
         report=report,
         poll=f"/v1/gradings/{record.id}",
     )
-
-
-def pdf_text(data: bytes) -> str:
-    """Text of a PDF's pages, via pypdf (pure Python, well kept)."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise BinaryInputError(
-            f"The PDF could not be read ({exc}); upload Markdown or text."
-        ) from exc
 
 
 async def read_request(request: Request, max_bytes: int, max_chars: int) -> GradingRequest:

@@ -1,6 +1,23 @@
 """Persistence: tables, shipped migrations and the `Store` repository the front doors use."""
 
 from coach.store.database import redact
-from coach.store.repository import GradingRecord, InterviewSummary, Store, TokenInfo
+from coach.store.repository import (
+    GradingRecord,
+    InterviewSummary,
+    SlackMember,
+    SlackPractice,
+    SlackThreadInfo,
+    Store,
+    TokenInfo,
+)
 
-__all__ = ["GradingRecord", "InterviewSummary", "Store", "TokenInfo", "redact"]
+__all__ = [
+    "GradingRecord",
+    "InterviewSummary",
+    "SlackMember",
+    "SlackPractice",
+    "SlackThreadInfo",
+    "Store",
+    "TokenInfo",
+    "redact",
+]

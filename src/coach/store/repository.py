@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import ColumnElement, Connection, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     DataError,
@@ -39,6 +39,7 @@ from coach.errors import (
     InterviewStateError,
     StoreUnavailableError,
 )
+from coach.grading.models import Report
 from coach.store import migrate
 from coach.store.database import WRITE_OPTION, make_engine, normalize_url
 from coach.store.tables import (
@@ -49,12 +50,19 @@ from coach.store.tables import (
     Interview,
     LLMCall,
     PhaseGradeRow,
+    SlackDelivery,
+    SlackGrading,
+    SlackTeam,
+    SlackThread,
+    SlackUser,
     TurnRow,
 )
 
 GradingStatus = Literal["pending", "running", "done", "failed"]
 TOKEN_PREFIX = "coach_"
 MAX_FILENAME = 255
+# Slack retries a delivery for minutes, not days: a week of handled keys is plenty.
+SLACK_DELIVERY_KEEP = timedelta(days=7)
 
 
 def _now() -> datetime:
@@ -130,6 +138,37 @@ class TokenInfo(StoreModel):
     name: str
     created_at: datetime
     revoked: bool
+
+
+class SlackMember(StoreModel):
+    """A Slack member and the candidate name their practice is stored under."""
+
+    team_id: str
+    user_id: str
+    display_name: str
+    candidate: str
+
+
+class SlackThreadInfo(StoreModel):
+    """Where a Slack interview runs: its thread, and the member who started it."""
+
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    user_id: str
+    interview_id: str
+
+
+class SlackPractice(StoreModel):
+    """One practice by a team member: an interview, or a whole answer graded from Slack."""
+
+    user_id: str
+    display_name: str
+    kind: Literal["interview", "grading"]
+    id: str
+    created_at: datetime
+    overall: int | None = None
+    phase_scores: dict[PhaseId, int] = {}
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -613,6 +652,217 @@ class Store:
                     interview_id=interview_id,
                     grading_id=grading_id,
                 )
+            )
+
+    # -- Slack ----------------------------------------------------------------------------------
+
+    def slack_member(self, team_id: str, user_id: str) -> SlackMember | None:
+        """The member's candidate, once they have been linked."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                select(
+                    SlackUser.team_id,
+                    SlackUser.user_id,
+                    SlackUser.display_name,
+                    Candidate.name.label("candidate"),
+                )
+                .join(Candidate, Candidate.id == SlackUser.candidate_id)
+                .where(SlackUser.team_id == team_id, SlackUser.user_id == user_id)
+            ).first()
+        return None if row is None else SlackMember.model_validate(row._asdict())
+
+    def link_slack_member(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        display_name: str,
+        names: Sequence[str],
+        team_name: str | None = None,
+    ) -> SlackMember:
+        """Link a member to the first candidate name in `names` no other member holds.
+
+        Linking is for good (a display name changed later keeps the candidate), and safe
+        to race: the member ends up with exactly one candidate either way.
+        """
+        display = _clean_name(display_name, NAME_LENGTH) or user_id
+        for raw in names:
+            found = self.slack_member(team_id, user_id)
+            if found is not None:
+                return found
+            name = _clean_name(raw, NAME_LENGTH)
+            if name is None:
+                continue
+            now = _now()
+            try:
+                with self._transaction(write=True) as conn:
+                    self._slack_team(conn, team_id, team_name, now)
+                    conn.execute(
+                        SlackUser.__table__.insert().values(
+                            team_id=team_id,
+                            user_id=user_id,
+                            candidate_id=self._candidate_id(conn, name, now),
+                            display_name=display,
+                            created_at=now,
+                        )
+                    )
+            except IntegrityError:
+                continue  # another member has this candidate, or this member was just linked
+            return SlackMember(
+                team_id=team_id, user_id=user_id, display_name=display, candidate=name
+            )
+        found = self.slack_member(team_id, user_id)
+        if found is None:
+            raise CoachError(
+                f"Could not link Slack member {user_id} to a candidate: every name tried is "
+                "taken by another member."
+            )
+        return found
+
+    def add_slack_thread(self, thread: SlackThreadInfo) -> None:
+        """Remember which interview a thread holds (and the team, the first time it is seen)."""
+        with self._transaction(write=True) as conn:
+            self._slack_team(conn, thread.team_id, None, _now())
+            conn.execute(
+                SlackThread.__table__.insert().values(**thread.model_dump(), created_at=_now())
+            )
+
+    def slack_thread(
+        self,
+        *,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+        interview_id: str | None = None,
+    ) -> SlackThreadInfo | None:
+        """The interview thread at (channel, thread_ts), or the thread of an interview."""
+        if interview_id is not None:
+            where = SlackThread.interview_id == interview_id
+        else:
+            where = and_(SlackThread.channel_id == channel_id, SlackThread.thread_ts == thread_ts)
+        columns = [getattr(SlackThread, name) for name in SlackThreadInfo.model_fields]
+        with self._transaction() as conn:
+            row = conn.execute(select(*columns).where(where)).first()
+        return None if row is None else SlackThreadInfo.model_validate(row._asdict())
+
+    def add_slack_grading(self, grading_id: str, *, team_id: str, user_id: str) -> None:
+        """Count a whole-answer grading as this member's practice."""
+        with self._transaction(write=True) as conn:
+            self._slack_team(conn, team_id, None, _now())
+            conn.execute(
+                SlackGrading.__table__.insert().values(
+                    grading_id=grading_id, team_id=team_id, user_id=user_id, created_at=_now()
+                )
+            )
+
+    def claim_slack_delivery(self, key: str) -> bool:
+        """True for the first claim of a Slack event key, False for every later one.
+
+        The key is kept in the database, so a retry that reaches another process (or this
+        one after a restart) is recognised too. Keys older than a week are dropped here.
+        """
+        now = _now()
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                delete(SlackDelivery).where(SlackDelivery.received_at < now - SLACK_DELIVERY_KEEP)
+            )
+            result = conn.execute(
+                _insert_for(conn, SlackDelivery)
+                .values(key=key[:255], received_at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(SlackDelivery.key)  # a row back only when this claim inserted it
+            )
+            return result.first() is not None
+
+    def slack_practice(self, team_id: str, *, since: datetime | None = None) -> list[SlackPractice]:
+        """Every practice by the team's members (since `since`), oldest first.
+
+        Interviews count wherever they were started (Slack or web) once the member's
+        candidate is linked; whole-answer gradings count when asked for from Slack.
+        """
+        interviews = (
+            select(
+                SlackUser.user_id,
+                SlackUser.display_name,
+                Interview.id,
+                Interview.created_at,
+                Interview.overall,
+            )
+            .join(Interview, Interview.candidate_id == SlackUser.candidate_id)
+            .where(SlackUser.team_id == team_id)
+        )
+        gradings = (
+            select(
+                SlackGrading.user_id,
+                SlackUser.display_name,
+                Grading.id,
+                Grading.created_at,
+                Grading.report_json,
+            )
+            .join(Grading, Grading.id == SlackGrading.grading_id)
+            .join(
+                SlackUser,
+                and_(
+                    SlackUser.team_id == SlackGrading.team_id,
+                    SlackUser.user_id == SlackGrading.user_id,
+                ),
+            )
+            .where(SlackGrading.team_id == team_id, Grading.status == "done")
+        )
+        if since is not None:
+            interviews = interviews.where(Interview.created_at >= since)
+            gradings = gradings.where(Grading.created_at >= since)
+        with self._transaction() as conn:
+            interview_rows = conn.execute(interviews).all()
+            scores: dict[str, dict[str, int]] = {}
+            ids = [row.id for row in interview_rows]
+            for start in range(0, len(ids), 500):
+                for grade in conn.execute(
+                    select(
+                        PhaseGradeRow.interview_id, PhaseGradeRow.phase, PhaseGradeRow.score
+                    ).where(PhaseGradeRow.interview_id.in_(ids[start : start + 500]))
+                ):
+                    scores.setdefault(grade.interview_id, {})[grade.phase] = grade.score
+            grading_rows = conn.execute(gradings).all()
+        practice = [
+            SlackPractice(
+                user_id=row.user_id,
+                display_name=row.display_name,
+                kind="interview",
+                id=row.id,
+                created_at=row.created_at,
+                overall=row.overall,
+                phase_scores=scores.get(row.id, {}),
+            )
+            for row in interview_rows
+        ]
+        for row in grading_rows:
+            report = Report.model_validate_json(row.report_json)
+            practice.append(
+                SlackPractice(
+                    user_id=row.user_id,
+                    display_name=row.display_name,
+                    kind="grading",
+                    id=row.id,
+                    created_at=row.created_at,
+                    overall=report.overall,
+                    phase_scores={g.phase: g.score for g in report.phases},
+                )
+            )
+        return sorted(practice, key=lambda p: (p.created_at, p.id))
+
+    @staticmethod
+    def _slack_team(conn: Connection, team_id: str, name: str | None, now: datetime) -> None:
+        """Insert the workspace the first time it is seen; fill in its name once known."""
+        conn.execute(
+            _insert_for(conn, SlackTeam)
+            .values(id=team_id, name=_clean_name(name, NAME_LENGTH), created_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        if name:
+            conn.execute(
+                update(SlackTeam)
+                .where(SlackTeam.id == team_id, SlackTeam.name.is_(None))
+                .values(name=_clean_name(name, NAME_LENGTH))
             )
 
     # -- plumbing -------------------------------------------------------------------------------

@@ -175,3 +175,66 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean)
+
+
+# --- the Slack bot ----------------------------------------------------------------------------
+
+
+class SlackTeam(Base):
+    """A Slack workspace the bot has heard from: the team its members practise in."""
+
+    __tablename__ = "slack_teams"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SlackUser(Base):
+    """A Slack member and the candidate their interviews are stored under (one each way)."""
+
+    __tablename__ = "slack_users"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("slack_teams.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), unique=True)
+    display_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SlackThread(Base):
+    """The Slack thread an interview runs in: replies there are the candidate's answers."""
+
+    __tablename__ = "slack_threads"
+
+    channel_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("slack_teams.id"))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    interview_id: Mapped[str] = mapped_column(
+        ForeignKey("interviews.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SlackGrading(Base):
+    """A whole-answer grading a Slack member asked for (modal or file in a DM)."""
+
+    __tablename__ = "slack_gradings"
+    __table_args__ = (Index("ix_slack_gradings_team_id_user_id", "team_id", "user_id"),)
+
+    grading_id: Mapped[str] = mapped_column(
+        ForeignKey("gradings.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(ForeignKey("slack_teams.id"))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SlackDelivery(Base):
+    """A Slack event already taken by some process, so a retry of it is never handled twice."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
