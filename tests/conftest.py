@@ -54,11 +54,17 @@ def postgres_test_database() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database (no tables) on each backend; PostgreSQL only when configured."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'db' / 'coach.db'}"
+    return empty_database(request, request.param, tmp_path / "db")
+
+
+def empty_database(request: pytest.FixtureRequest, kind: str, folder: Path) -> str:
+    """A URL to an empty database: a new SQLite file in `folder`, or this run's PostgreSQL
+    database with whatever an earlier test left behind dropped."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'coach.db'}"
     url: str = request.getfixturevalue("postgres_test_database")
     engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with engine.connect() as conn:  # whatever the previous test left behind goes
+    with engine.connect() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()

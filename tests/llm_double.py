@@ -24,18 +24,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from coach.config import Settings
+from threaded_server import ThreadedServer
 
 
 def approx_tokens(text: str) -> int:
@@ -126,9 +125,7 @@ class LLMDouble:
         self.default: Responder = Reply.error(500, "no reply scripted")
         self._script: deque[Responder] = deque()
         self._last_prompt = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        self._runner = ThreadedServer()
 
     # -- scripting --------------------------------------------------------------------------
 
@@ -284,30 +281,15 @@ class LLMDouble:
     # -- lifecycle ------------------------------------------------------------------------
 
     def __enter__(self) -> LLMDouble:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the LLM test double did not start within 10 s")
-            time.sleep(0.01)
+        self._runner.start(self._app(), "LLM test double")
         return self
 
+    @property
+    def port(self) -> int:
+        return self._runner.port
+
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._runner.stop()
 
 
 def free_port() -> int:

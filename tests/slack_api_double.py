@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import threading
 import time
 import uuid
@@ -29,10 +28,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from slack_sdk.signature import SignatureVerifier
+
+from threaded_server import ThreadedServer
 
 T = TypeVar("T")
 
@@ -93,9 +93,7 @@ class SlackAPIDouble:
         self._errors: dict[str, deque[str]] = defaultdict(deque)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        self._runner = ThreadedServer()
 
     # -- scripting and reading --------------------------------------------------------------
 
@@ -279,30 +277,15 @@ class SlackAPIDouble:
     # -- lifecycle ------------------------------------------------------------------------
 
     def __enter__(self) -> SlackAPIDouble:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the Slack API double did not start within 10 s")
-            time.sleep(0.01)
+        self._runner.start(self._app(), "Slack API double")
         return self
 
+    @property
+    def port(self) -> int:
+        return self._runner.port
+
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._runner.stop()
 
 
 class SlackSender:

@@ -25,10 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
 from api_testing import serve
+from conftest import empty_database
 from server_process import ServerProcess
 
 EXAMPLES_PER_RUN = 25
@@ -40,15 +39,7 @@ def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     tmp_path = tmp_path_factory.mktemp("schemathesis")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'coach.db'}"
-    else:
-        url = request.getfixturevalue("postgres_test_database")
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+    url = empty_database(request, request.param, tmp_path)
     server = serve(url, tmp_path)
     try:
         yield server

@@ -25,8 +25,6 @@ import pytest
 import yaml
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from api_testing import server_env
@@ -38,6 +36,7 @@ from coach.engine import answer_from_facts
 from coach.slack import blocks
 from coach.store import Store
 from coach.store.migrate import alembic_config
+from conftest import empty_database
 from llm_double import LLMDouble
 from llm_script import ScriptedLLM
 from server_process import ServerProcess
@@ -109,15 +108,7 @@ def bot(
 ) -> Iterator[Bot]:
     """The real server with the Slack bot on, pointed at both doubles."""
     tmp = tmp_path_factory.mktemp(f"slack-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'coach.db'}"
-    else:
-        url = request.getfixturevalue("postgres_test_database")
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+    url = empty_database(request, request.param, tmp)
     with Store(url) as store:
         store.upgrade()
     env = server_env(url, tmp, **bot_settings(llm_double_server, slack_api))

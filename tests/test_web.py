@@ -27,6 +27,7 @@ from coach.content.models import PHASE_IDS
 from coach.store import Store
 from llm_double import LLMDouble
 from llm_script import ScriptedLLM
+from sample_answers import STRONG_UPLOAD
 from server_process import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,34 +69,6 @@ if _MISSING is None:
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-STRONG_UPLOAD = """\
-## Requirements
-Who uses it and what must it do? Users post short messages and read a home timeline of the
-people they follow. Out of scope: search and ads. Non-functional: timeline reads under 200 ms
-at p99, and availability over strict consistency, since a post showing up a few seconds late
-is fine. Scale: 200M daily active users.
-
-## Estimation
-200M DAU x 5 posts/day = 1B posts/day / 86,400 s = about 11,600 writes/s, peak 3x = 35K/s.
-Reads are 100x writes: about 1.2M reads/s, so this is read-heavy and we cache timelines.
-
-## API
-POST /v1/posts with {text} returns 201 and the post id; it takes an Idempotency-Key header.
-GET /v1/timeline?cursor=abc&limit=50 returns posts plus next_cursor for pagination.
-
-## Data model
-posts(post_id bigint primary key, user_id bigint, text varchar(280), created_at timestamp),
-partitioned by user_id with an index on (user_id, created_at).
-
-## Architecture
-Start simple: one app server and one database. Then, because reads dominate, add a cache of
-each user's timeline in Redis; because writes spike, put a queue in front of fan-out workers.
-
-## Deep dive
-The hard part is fan-out for celebrities. Fan-out on write makes reads cheap but a user with
-50M followers costs 50M writes; I would choose a hybrid, trading some read latency for
-bounded write cost, and watch the p99 timeline latency and the fan-out queue lag.
-"""
 PUSHBACK_REPLY = (
     "For those accounts I would switch to pull: their tweets are merged in at read time, "
     "trading some read latency for a bounded write cost, and I would watch the queue lag."
