@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/service_overhead.py [--sessions 200] [--llm-delay-ms 200]
          [--phases 3] [--think-ms 0] [--workers 1] [--backends sqlite,postgresql]
-         [--modes llm,offline] [--quick]
+         [--modes llm,offline] [--instances 1,2] [--redis-url redis://127.0.0.1:6379/0] [--quick]
 
 Setup. The real server runs as `coach serve` does (uvicorn, in its own process,
 tests/server_process.py) on 127.0.0.1, with its LLM pointed at the OpenAI-protocol test double
@@ -39,7 +39,16 @@ is the service's own throughput on this machine.
 
 PostgreSQL runs on a fresh database (created, migrated, dropped at the end) on the server
 named by --postgres-url; if that server does not answer, the run says so and skips it.
---workers N (PostgreSQL only) runs N server processes, the documented scale-out path.
+--workers N (PostgreSQL only) runs uvicorn with N worker processes behind one port.
+
+Scale-out (issue 8). --instances 1,2 (PostgreSQL only) runs the same load once per count
+against that many separate `coach serve` instances, each on its own port, all on one
+PostgreSQL database and one Redis (--redis-url, shared rate limits and breaker, the job queue),
+as the README's Scale-out section deploys them. The candidates are dealt out round-robin (the
+load balancer's part), and a last table prints turns/s and p50/p99 per count with the
+scaling factor against one instance. On a 2-core machine the instances, the LLM double and
+the client all share the two cores, so the factor shows what a second instance buys there;
+on separate machines each instance brings its own cores.
 Targets (issue 4): added latency p50 < 5 ms and p99 < 25 ms at 200 concurrent sessions on a
 2-core machine, and 500+ offline turns/s.
 """
@@ -58,7 +67,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -86,6 +95,7 @@ WARMUP_SESSIONS = 4
 QUESTION_ID = "twitter"
 LLM_CALLS = {"create": 1, "answer": 0, "advance": 2}
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 # --- the LLM double, in its own process ---------------------------------------------------
@@ -291,15 +301,18 @@ async def _candidate(
                 result.fallbacks[reason[:100]] += 1
 
 
-async def drive(url: str, load: Load) -> RunResult:
-    """Every candidate creates an interview; once all exist, they all answer and advance."""
+async def drive(urls: list[str], load: Load) -> RunResult:
+    """Every candidate creates an interview; once all exist, they all answer and advance.
+
+    With several instances, candidate n talks to instance n mod N, as a load balancer would.
+    """
     result = RunResult()
     all_created = asyncio.Barrier(load.sessions + 1)
     ssl_context = ssl.create_default_context()  # unused on http://, but made once, not per client
     tasks = [
         asyncio.create_task(
             _candidate(
-                url,
+                urls[n % len(urls)],
                 load,
                 result,
                 all_created=all_created,
@@ -375,8 +388,14 @@ def run_server(
     log_dir: Path,
     after_warmup: Callable[[], object],
     double_pid: int,
+    instances: int = 1,
+    redis_url: str | None = None,
 ) -> RunResult:
-    """Start a server on the database at `url` and drive it (warm-up first, not counted)."""
+    """Start the server(s) on the database at `url` and drive them (warm-up first, not counted).
+
+    `instances` separate servers (each its own port) share the database and, when given,
+    `redis_url` under a prefix of their own.
+    """
     with Store(url) as store:
         store.upgrade()
     env = {
@@ -385,6 +404,8 @@ def run_server(
         "COACH_RATE_LIMIT": "1000000/minute",
         "WEB_CONCURRENCY": str(workers),  # uvicorn's --workers, from the environment
     }
+    if redis_url:
+        env |= {"COACH_REDIS_URL": redis_url, "COACH_REDIS_PREFIX": f"coach-bench-{os.getpid()}"}
     if llm_url:
         env |= {
             "COACH_LLM_BASE_URL": llm_url,
@@ -392,20 +413,51 @@ def run_server(
             "COACH_LLM_MODEL": "double-model",
             "COACH_LLM_READ_TIMEOUT": "60",
         }
-    warmup = Load(sessions=WARMUP_SESSIONS, answers=load.answers, think_s=0)
-    with ServerProcess(env, log_dir=log_dir) as server:
-        asyncio.run(drive(server.url, warmup))
+    warmup = Load(sessions=WARMUP_SESSIONS * instances, answers=load.answers, think_s=0)
+    with ExitStack() as running:
+        servers = [
+            running.enter_context(ServerProcess(env, log_dir=log_dir)) for _ in range(instances)
+        ]
+        urls = [server.url for server in servers]
+        asyncio.run(drive(urls, warmup))
         after_warmup()
-        assert server.process is not None
-        pids = {"server": server.process.pid, "LLM double": double_pid}
-        before = {who: cpu_seconds(pid) for who, pid in pids.items()}
+        server_pids = [server.process.pid for server in servers if server.process]
+        before_servers = sum(cpu_seconds(pid) for pid in server_pids)
+        before_double = cpu_seconds(double_pid)
         client_before = time.process_time()
-        result = asyncio.run(drive(server.url, load))
-        result.cpu_seconds = {who: cpu_seconds(pid) - before[who] for who, pid in pids.items()}
-        result.cpu_seconds["client"] = time.process_time() - client_before
+        result = asyncio.run(drive(urls, load))
+        result.cpu_seconds = {
+            # all instances together: the server side's cost per request
+            "server": sum(cpu_seconds(pid) for pid in server_pids) - before_servers,
+            "LLM double": cpu_seconds(double_pid) - before_double,
+            "client": time.process_time() - client_before,
+        }
         if not llm_url:
             del result.cpu_seconds["LLM double"]
+        if redis_url:
+            clear_redis(redis_url, env["COACH_REDIS_PREFIX"])
         return result
+
+
+def redis_reachable(redis_url: str) -> str | None:
+    """None when Redis answers; otherwise why not."""
+    from redis import Redis
+
+    try:
+        Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def clear_redis(redis_url: str, prefix: str) -> None:
+    """Drop the run's keys (rate-limit windows, breaker), so runs leave Redis as they found it."""
+    from redis import Redis
+
+    redis = Redis.from_url(redis_url)
+    keys = [*redis.scan_iter(f"{prefix}:*"), *redis.scan_iter(f"*{prefix}*")]
+    if keys:
+        redis.delete(*set(keys))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -489,6 +541,57 @@ def report_offline_run(title: str, result: RunResult, load: Load) -> float:
     return turns_per_s
 
 
+@dataclass(frozen=True)
+class ScaleRow:
+    """One scale-out run: turns/s and the latency figures, for the summary table."""
+
+    instances: int
+    mode: str
+    turns_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_ms: float
+
+    @classmethod
+    def of(cls, instances: int, mode: str, result: RunResult, *, delay_ms: float) -> ScaleRow:
+        if mode == "llm":  # added latency of the LLM-backed requests, as in the LLM table
+            samples = [
+                t - LLM_CALLS[kind] * delay_ms
+                for kind in ("create", "advance")
+                for t in result.times[kind]
+            ]
+        else:  # the whole response time of every request
+            samples = [t for times in result.times.values() for t in times]
+        server = result.cpu_seconds.get("server", 0.0)
+        return cls(
+            instances=instances,
+            mode=mode,
+            turns_per_s=result.turns / result.turn_seconds if result.turn_seconds else 0.0,
+            p50_ms=_percentile(samples, 50) if samples else 0.0,
+            p99_ms=_percentile(samples, 99) if samples else 0.0,
+            server_cpu_ms=server / result.requests * 1000 if result.requests else 0.0,
+        )
+
+
+def report_scaling(rows: list[ScaleRow]) -> None:
+    """The scale-out table: each instance count beside one instance's figures."""
+    print("\nscale-out on PostgreSQL (turns/s; p50/p99 in ms: added latency of LLM-backed")
+    print("requests with the LLM double, whole response time offline)")
+    print(
+        f"  {'mode':<8} {'instances':>9} {'turns/s':>8} {'x one':>6} {'p50':>8} {'p99':>8}"
+        f" {'server CPU/req':>15}"
+    )
+    for mode in ("llm", "offline"):
+        ours = [row for row in rows if row.mode == mode]
+        base = next((row.turns_per_s for row in ours if row.instances == 1), 0.0)
+        for row in ours:
+            factor = f"{row.turns_per_s / base:.2f}" if base else "-"
+            print(
+                f"  {mode:<8} {row.instances:>9} {row.turns_per_s:>8.0f} {factor:>6}"
+                f" {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} {row.server_cpu_ms:>12.1f} ms"
+            )
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -504,7 +607,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--think-ms", type=float, default=0.0, help="mean pause before each request (0)"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="server processes on PostgreSQL; SQLite runs 1"
+        "--workers", type=int, default=1, help="uvicorn workers on PostgreSQL; SQLite runs 1"
+    )
+    parser.add_argument(
+        "--instances",
+        default="1",
+        help="separate instances on PostgreSQL + Redis, one run per count, e.g. 1,2 (1)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="Redis the instances share (default: redis://127.0.0.1:6379/0 with --instances "
+        "above 1, else none)",
     )
     parser.add_argument(
         "--backends", default="sqlite,postgresql", help="sqlite,postgresql (both by default)"
@@ -529,6 +643,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"phases go from 1 to {len(PHASE_IDS) - 1}")
     if args.sessions < 1 or args.workers < 1:
         parser.error("--sessions and --workers are at least 1")
+    try:
+        args.instances = sorted({int(n) for n in args.instances.split(",") if n.strip()})
+    except ValueError:
+        parser.error("--instances takes counts separated by commas, e.g. 1,2")
+    if not args.instances or args.instances[0] < 1:
+        parser.error("--instances counts are at least 1")
+    if args.redis_url is None and args.instances != [1]:
+        args.redis_url = DEFAULT_REDIS_URL
     return args
 
 
@@ -548,6 +670,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     verdicts: list[str] = []
+    scaling: list[ScaleRow] = []
+    if args.redis_url and (why := redis_reachable(args.redis_url)):
+        print(f"\nRedis at {args.redis_url} does not answer ({why}): instances share none")
+        args.redis_url = None
     with (
         tempfile.TemporaryDirectory(prefix="coach-bench-") as tmp,
         DoubleProcess(delay_ms / 1000) as double,
@@ -557,51 +683,65 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\npostgresql: skipped, no server at {redact(args.postgres_url)} ({why})")
                 continue
             workers = args.workers if backend == "postgresql" else 1
-            title = f"{backend}, {workers} worker{'s' if workers > 1 else ''}"
-            for mode in args.modes:
-                folder = Path(tmp) / f"{backend}-{mode}"
-                folder.mkdir()
-                make_db = (
-                    sqlite_database(folder)
-                    if backend == "sqlite"
-                    else fresh_postgres_database(args.postgres_url, prefix="coach_bench")
+            for instances in args.instances if backend == "postgresql" else [1]:
+                redis_url = args.redis_url if backend == "postgresql" else None
+                title = f"{backend}, " + (
+                    f"{instances} instance{'s' if instances > 1 else ''}"
+                    + (" + Redis" if redis_url else "")
+                    if args.instances != [1]
+                    else f"{workers} worker{'s' if workers > 1 else ''}"
                 )
-                warmup: dict[str, int] = {}
-                with make_db as url:
-                    result = run_server(
-                        url,
-                        load,
-                        llm_url=double.base_url if mode == "llm" else None,
-                        workers=workers,
-                        log_dir=folder,
-                        after_warmup=lambda warmup=warmup: warmup.update(double.counts()),
-                        double_pid=double.pid,
+                for mode in args.modes:
+                    folder = Path(tmp) / f"{backend}-{instances}-{mode}"
+                    folder.mkdir()
+                    make_db = (
+                        sqlite_database(folder)
+                        if backend == "sqlite"
+                        else fresh_postgres_database(args.postgres_url, prefix="coach_bench")
                     )
-                    calls = recorded_llm_calls(url, skip=sum(warmup.values()))
-                counts = double.counts()
-                if mode == "offline":
-                    rate = report_offline_run(title, result, load)
-                    ok = rate >= TARGET_OFFLINE_TURNS_PER_S
+                    warmup: dict[str, int] = {}
+                    with make_db as url:
+                        result = run_server(
+                            url,
+                            load,
+                            llm_url=double.base_url if mode == "llm" else None,
+                            workers=workers,
+                            log_dir=folder,
+                            after_warmup=lambda warmup=warmup: warmup.update(double.counts()),
+                            double_pid=double.pid,
+                            instances=instances,
+                            redis_url=redis_url,
+                        )
+                        calls = recorded_llm_calls(url, skip=sum(warmup.values()))
+                    counts = double.counts()
+                    if backend == "postgresql" and args.instances != [1]:
+                        scaling.append(ScaleRow.of(instances, mode, result, delay_ms=delay_ms))
+                    if mode == "offline":
+                        rate = report_offline_run(title, result, load)
+                        ok = rate >= TARGET_OFFLINE_TURNS_PER_S
+                        verdicts.append(
+                            f"{title}: offline turns/s {rate:.0f} "
+                            f"(target {TARGET_OFFLINE_TURNS_PER_S:.0f}+): "
+                            + (_verdict(ok) if not load.think_s else "n/a, set by the think time")
+                        )
+                        continue
+                    p50, p99 = report_llm_run(title, result, load, delay_ms=delay_ms, counts=counts)
+                    if latencies := calls.latencies_ms:
+                        print(
+                            "  LLM call time as the server measured it (ms): "
+                            f"p50 {_percentile(latencies, 50):.1f}, "
+                            f"p99 {_percentile(latencies, 99):.1f} "
+                            f"(the double sleeps {delay_ms:g})"
+                        )
+                    for failure, n in calls.failures.most_common(3):
+                        print(f"    {n} x failed LLM call: {failure}")
                     verdicts.append(
-                        f"{title}: offline turns/s {rate:.0f} "
-                        f"(target {TARGET_OFFLINE_TURNS_PER_S:.0f}+): "
-                        + (_verdict(ok) if not load.think_s else "n/a, set by the think time")
+                        f"{title}: added latency p50 {p50:.1f} ms (target < {TARGET_P50_MS:g}): "
+                        f"{_verdict(p50 < TARGET_P50_MS)}; p99 {p99:.1f} ms "
+                        f"(target < {TARGET_P99_MS:g}): {_verdict(p99 < TARGET_P99_MS)}"
                     )
-                    continue
-                p50, p99 = report_llm_run(title, result, load, delay_ms=delay_ms, counts=counts)
-                if latencies := calls.latencies_ms:
-                    print(
-                        "  LLM call time as the server measured it (ms): "
-                        f"p50 {_percentile(latencies, 50):.1f}, "
-                        f"p99 {_percentile(latencies, 99):.1f} (the double sleeps {delay_ms:g})"
-                    )
-                for failure, n in calls.failures.most_common(3):
-                    print(f"    {n} x failed LLM call: {failure}")
-                verdicts.append(
-                    f"{title}: added latency p50 {p50:.1f} ms (target < {TARGET_P50_MS:g}): "
-                    f"{_verdict(p50 < TARGET_P50_MS)}; p99 {p99:.1f} ms "
-                    f"(target < {TARGET_P99_MS:g}): {_verdict(p99 < TARGET_P99_MS)}"
-                )
+    if scaling:
+        report_scaling(scaling)
     print("\ntargets:")
     for line in verdicts:
         print(f"  {line}")

@@ -4,19 +4,25 @@ closed    -> calls go through; `failure_threshold` consecutive failures open it.
 open      -> calls are refused until `cooldown` seconds have passed.
 half_open -> one trial call goes through; success closes, failure opens again.
 
-The interface (allow / record_success / record_failure / state) is kept small so a shared
-(e.g. Redis-backed) breaker can replace this one without touching callers.
+The interface (allow / record_success / record_failure / state) is kept small so the shared
+RedisBreaker (several instances, COACH_REDIS_URL) replaces this one without touching callers.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from coach.config import Settings
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -171,3 +177,118 @@ class CircuitBreaker:
         if self._state == "open" and self._clock() - self._opened_at >= self.cooldown:
             self._state = "half_open"
         return self._state
+
+
+class RedisBreaker:
+    """The same breaker with its state in Redis, so one opened by any instance is open for all.
+
+    Keys (under COACH_REDIS_PREFIX, each with a TTL so nothing lingers): `failures`, the
+    consecutive failure count; `open_until`, the wall-clock time the cool-down ends (after it,
+    half-open); `trial`, held by the one instance making the half-open trial call. If Redis
+    cannot be reached the breaker stays out of the way (calls go through).
+
+    Example::
+
+        breaker = RedisBreaker(Redis.from_url(url), prefix="coach", failure_threshold=3)
+        if breaker.allow():
+            ...
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        failure_threshold: int = 3,
+        cooldown: float = 60.0,
+        trial_timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        self.redis = redis
+        self.failure_threshold = failure_threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failures = f"{prefix}:breaker:failures"
+        self._open_until = f"{prefix}:breaker:open_until"
+        self._trial = f"{prefix}:breaker:trial"
+        # State older than this is forgotten: a day, or ten cool-downs if longer.
+        self._ttl = max(86_400, int(cooldown * 10) + 1)
+        self._trial_ttl = max(1, int(trial_timeout) + 1)
+        self.rejected_calls = 0  # this instance's, for its own metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis) -> RedisBreaker:
+        return cls(
+            redis,
+            prefix=settings.redis_prefix,
+            failure_threshold=settings.llm_breaker_failures,
+            cooldown=settings.llm_breaker_cooldown,
+            trial_timeout=settings.llm_connect_timeout + settings.llm_read_timeout,
+        )
+
+    @property
+    def state(self) -> BreakerState:
+        try:
+            until = self.redis.get(self._open_until)
+        except Exception:  # a Redis outage must not stop grading
+            log.warning("the shared circuit breaker is unreachable; taking it as closed")
+            return "closed"
+        if until is None:
+            return "closed"
+        return "open" if self._clock() < float(until) else "half_open"
+
+    @property
+    def consecutive_failures(self) -> int:
+        try:
+            return int(self.redis.get(self._failures) or 0)
+        except Exception:
+            return 0
+
+    @property
+    def open_until(self) -> float | None:
+        """Wall-clock time at which the open breaker lets a trial call through; None unless open."""
+        try:
+            until = self.redis.get(self._open_until)
+        except Exception:
+            return None
+        if until is None or self._clock() >= float(until):
+            return None
+        return float(until)
+
+    def retry_in(self) -> float:
+        until = self.open_until
+        return 0.0 if until is None else max(0.0, until - self._clock())
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open":
+            try:
+                if self.redis.set(self._trial, "1", nx=True, ex=self._trial_ttl):
+                    return True
+            except Exception:
+                return True
+        self.rejected_calls += 1
+        return False
+
+    def record_success(self) -> None:
+        try:
+            self.redis.delete(self._failures, self._open_until, self._trial)
+        except Exception:
+            log.warning("could not record an LLM success in the shared circuit breaker")
+
+    def record_failure(self) -> None:
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(self._failures)
+            pipe.expire(self._failures, self._ttl)
+            pipe.getdel(self._trial)
+            pipe.get(self._open_until)
+            failures, _, trial, until = pipe.execute()
+            if trial is not None or (until is None and int(failures) >= self.failure_threshold):
+                self.redis.set(self._open_until, repr(self._clock() + self.cooldown), ex=self._ttl)
+        except Exception:
+            log.warning("could not record an LLM failure in the shared circuit breaker")

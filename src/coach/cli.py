@@ -597,6 +597,35 @@ def serve_command(
     )
 
 
+@app.command("worker")
+@_friendly
+def worker_command(
+    burst: Annotated[
+        bool, typer.Option(help="Grade what is queued, then exit (default: run until stopped).")
+    ] = False,
+) -> None:
+    """Grade queued jobs from the shared queue (needs COACH_REDIS_URL and a shared database)."""
+    import logging
+
+    from coach.jobs import queue_name, run_worker
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise CoachError(
+            "coach worker takes jobs from Redis: set COACH_REDIS_URL (e.g. "
+            "redis://127.0.0.1:6379/0) here and on every `coach serve` instance."
+        )
+    if settings.resolved_database_url.startswith("sqlite"):
+        raise CoachError(
+            "coach worker shares the database with the serving instances: set "
+            "COACH_DATABASE_URL to the same PostgreSQL database they use."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    grading = "an LLM (" + settings.llm_model + ")" if settings.llm_enabled else "offline"
+    typer.echo(f"coach worker: queue {queue_name(settings)}; grading: {grading}; Ctrl+C stops it")
+    run_worker(settings, burst=burst)
+
+
 db_app = typer.Typer(
     help="The database behind the service (COACH_DATABASE_URL; default: a SQLite file in the "
     "data folder).",

@@ -126,6 +126,20 @@ class Settings(BaseSettings):
         "five times per lease.",
     )
 
+    # --- Scale-out (several instances sharing Redis; unset: one process, nothing shared) ---
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL, e.g. redis://127.0.0.1:6379/0. Set it to run several "
+        "instances: rate limits and the LLM circuit breaker are shared there, and grading "
+        "jobs go to a queue that `coach worker` processes. Unset: all of it stays in-process.",
+    )
+    redis_prefix: str = Field(
+        default="coach",
+        min_length=1,
+        description="Prefix of every Redis key and queue name coach uses, so several coach "
+        "deployments (or test runs) can share one Redis.",
+    )
+
     # --- Slack (the bot at /slack/events) -----------------------------------------------------
     slack_signing_secret: SecretStr | None = Field(
         default=None,
@@ -156,6 +170,11 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         """The Slack bot runs only when both its secret and its token are set."""
         return bool(self.slack_signing_secret and self.slack_bot_token)
+
+    @property
+    def scale_out(self) -> bool:
+        """Shared state and jobs live in Redis when a URL is given."""
+        return bool(self.redis_url)
 
     @property
     def resolved_database_url(self) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from coach.config import Settings
 from coach.content.loader import Content, load_content
@@ -29,6 +29,9 @@ from coach.grading.upload import grade_answer
 from coach.store import GradingRecord, InterviewSummary, Store
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice
+
+if TYPE_CHECKING:
+    from coach.jobs import GradingQueue
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,12 @@ class CoachService:
         self._queued: set[str] = set()  # jobs waiting for or in a thread of this process
         self._running: set[str] = set()  # jobs this process has claimed and is grading
         self._keeper: threading.Thread | None = None
+        # With COACH_REDIS_URL, jobs go to the shared queue that `coach worker` processes.
+        self.job_queue: GradingQueue | None = None
+        if settings.scale_out:
+            from coach.jobs import GradingQueue
+
+            self.job_queue = GradingQueue(settings)
 
     def start_jobs(self) -> int:
         """Queue the jobs no live process is grading, and keep doing so in the background.
@@ -239,12 +248,25 @@ class CoachService:
             text=text, owner=owner, filename=filename, question_id=question_id, claimed=wait
         )
         if not wait:
-            self.enqueue_grading(record.id)
+            self.enqueue_grading(record.id, attempt=record.attempts)
             return GradingOutcome(record=record, report=None)
         report = self._grade(record)
         return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
 
-    def enqueue_grading(self, grading_id: str) -> None:
+    def enqueue_grading(self, grading_id: str, *, attempt: int | None = None) -> None:
+        """Queue a pending grading: on the shared queue when Redis is set, else in-process.
+
+        A queue that cannot be reached is logged, not raised: the grading is stored pending,
+        and the keeper queues it again on its next beat.
+        """
+        if self.job_queue is not None:
+            if attempt is None:
+                attempt = self.store.grading_attempts([grading_id]).get(grading_id, 0)
+            try:
+                self.job_queue.submit(grading_id, attempt=attempt)
+            except Exception as exc:
+                log.warning("could not queue grading %s (%s); retrying later", grading_id, exc)
+            return
         with self._lock:
             if self._closed.is_set() or grading_id in self._queued:
                 return
@@ -291,7 +313,7 @@ class CoachService:
 
     def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
         record = self.store.retry_grading(grading_id, owner=owner)
-        self.enqueue_grading(grading_id)
+        self.enqueue_grading(grading_id, attempt=record.attempts)
         return record
 
     def get_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
@@ -300,8 +322,9 @@ class CoachService:
     def resume_pending_gradings(self) -> int:
         """Queue uploads accepted but not being graded by any live process; returns how many."""
         pending = self.store.pending_gradings(stale_after=self.settings.job_lease_seconds)
+        attempts = self.store.grading_attempts(pending) if self.job_queue is not None else {}
         for grading_id in pending:
-            self.enqueue_grading(grading_id)
+            self.enqueue_grading(grading_id, attempt=attempts.get(grading_id, 0))
         return len(pending)
 
     def _keep_jobs(self) -> None:

@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 THREAD_POOL_SIZE = 200
 
 
+def _redis_reason(settings: Settings, exc: Exception) -> str:
+    """Why Redis failed, without the URL's password."""
+    from redis.connection import parse_url
+
+    where = parse_url(settings.redis_url or "")
+    address = f"{where.get('host', '?')}:{where.get('port', 6379)}"
+    return f"Redis at {address} did not answer: {type(exc).__name__}: {exc}"
+
+
 def create_app(settings: Settings | None = None, *, service: CoachService | None = None) -> FastAPI:
     """Build the app; `service` lets a test share one it already holds."""
     settings = settings or (service.settings if service else Settings())
@@ -79,7 +88,7 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
     )
     app.state.service = service or CoachService(settings)
     app.state.metrics = metrics
-    app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(
         MetricsAndLimitsMiddleware, metrics=metrics, max_body=settings.max_request_bytes
@@ -97,7 +106,7 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
 
     @app.get("/readyz", tags=["ops"])
     def readyz(request: Request) -> JSONResponse:
-        """Ready to serve: the database answers, and grading is by LLM or offline."""
+        """Ready to serve: the database (and Redis and its job queue, when set) answer."""
         svc: CoachService = request.app.state.service
         checks: dict[str, Any] = {}
         ready = True
@@ -107,6 +116,15 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
         except CoachError as exc:
             ready = False
             checks["database"] = {"ok": False, "reason": str(exc)}
+        if svc.job_queue is not None:
+            for name, check in (("redis", svc.job_queue.redis.ping), ("queue", svc.job_queue.ping)):
+                try:
+                    found = check()
+                except Exception as exc:  # redis-py's errors: refused, timeout, auth, ...
+                    ready = False
+                    checks[name] = {"ok": False, "reason": _redis_reason(svc.settings, exc)}
+                else:
+                    checks[name] = {"ok": True} | (found if isinstance(found, dict) else {})
         breaker = getattr(svc.grader, "breaker", None)
         if svc.settings.llm_enabled:
             state = getattr(breaker, "state", "closed")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from coach.api.errors import APIError
@@ -80,17 +80,39 @@ Owner = Annotated[str | None, Depends(get_owner)]
 class RateLimiter:
     """Per-caller limit on LLM-backed calls, on the well-kept `limits` library.
 
-    In-process storage here; a shared store across instances is a setting away.
+    In-process storage by default; with COACH_REDIS_URL the counts live in Redis, so the
+    limit holds across every instance together (`from_settings`).
     """
 
-    def __init__(self, rule: str, storage: MemoryStorage | None = None) -> None:
+    def __init__(self, rule: str, storage: Storage | None = None, *, namespace: str = "") -> None:
         self.rule = parse(rule)
         self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self.namespace = f"{namespace}:llm" if namespace else "llm"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        if not settings.redis_url:
+            return cls(settings.rate_limit)
+        # `limits` names its Redis storage by the URL scheme: redis://, rediss://, ...
+        storage = storage_from_string(
+            settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0
+        )
+        return cls(settings.rate_limit, storage, namespace=settings.redis_prefix)
 
     def check(self, key: str) -> None:
-        if self.limiter.hit(self.rule, "llm", key):
+        try:
+            allowed = self.limiter.hit(self.rule, self.namespace, key)
+        except Exception as exc:  # the shared store is down: refuse rather than spend freely
+            raise APIError(
+                503,
+                "rate_limit_unavailable",
+                f"The shared rate-limit store (Redis) cannot be reached ({type(exc).__name__}); "
+                "check COACH_REDIS_URL and that Redis is up, then try again.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        if allowed:
             return
-        reset_at, _ = self.limiter.get_window_stats(self.rule, "llm", key)
+        reset_at, _ = self.limiter.get_window_stats(self.rule, self.namespace, key)
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise APIError(
             429,

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from coach.breaker import CircuitBreaker
+from coach.breaker import Breaker, CircuitBreaker
 from coach.config import Settings
 from coach.content.loader import Content
 from coach.grading.port import Grader
 from coach.voice import InterviewerVoice, StaticVoice
 
 
-def make_grader(
-    settings: Settings, content: Content, *, breaker: CircuitBreaker | None = None
-) -> Grader:
+def make_breaker(settings: Settings) -> Breaker:
+    """The LLM circuit breaker: shared through Redis when COACH_REDIS_URL is set."""
+    if settings.scale_out:
+        from coach.breaker import RedisBreaker
+        from coach.redis_client import connect
+
+        return RedisBreaker.from_settings(settings, connect(settings))
+    return CircuitBreaker.from_settings(settings)
+
+
+def make_grader(settings: Settings, content: Content, *, breaker: Breaker | None = None) -> Grader:
     """OfflineGrader with no LLM configured; else an LLMGrader that falls back to it."""
     from coach.grading.offline import OfflineGrader
 
@@ -26,12 +34,12 @@ def make_grader(
         settings=settings,
         client=LLMClient(settings),
         fallback=offline,
-        breaker=breaker or CircuitBreaker.from_settings(settings),
+        breaker=breaker or make_breaker(settings),
     )
 
 
 def make_voice(
-    settings: Settings, content: Content, *, breaker: CircuitBreaker | None = None
+    settings: Settings, content: Content, *, breaker: Breaker | None = None
 ) -> InterviewerVoice:
     """StaticVoice with no LLM configured; else an LLMVoice that says the draft on failure.
 
@@ -46,5 +54,5 @@ def make_voice(
         content=content,
         settings=settings,
         client=LLMClient(settings),
-        breaker=breaker or CircuitBreaker.from_settings(settings),
+        breaker=breaker or make_breaker(settings),
     )

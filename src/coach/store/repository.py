@@ -525,6 +525,16 @@ class Store:
             ).all()
         return list(ids)
 
+    def grading_attempts(self, grading_ids: Collection[str]) -> dict[str, int]:
+        """How many times each grading was claimed: a queue names each attempt's job by it."""
+        if not grading_ids:
+            return {}
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(Grading.id, Grading.attempts).where(Grading.id.in_(list(grading_ids)))
+            ).all()
+        return {grading_id: attempts for grading_id, attempts in rows}
+
     def touch_gradings(self, grading_ids: Collection[str]) -> None:
         """Renew the lease on running gradings: this process is still working on them."""
         if not grading_ids:
