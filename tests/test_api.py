@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api_testing import wait_for_grading
 from coach.content import Content
 from coach.content.models import PHASE_IDS
 from coach.store import Store
@@ -213,6 +214,30 @@ def test_upload_grading_by_text_file_and_job(api: httpx.Client) -> None:
     assert binary.status_code == 422 and binary.json()["code"] == "binary_input"
     empty = api.post("/v1/gradings", json={"text": ""})
     assert empty.status_code == 422 and empty.json()["code"] == "empty_input"
+
+
+def test_finishing_as_a_job_reports_once_and_keeps_the_contract(api: httpx.Client) -> None:
+    iid = api.post("/v1/interviews", json={"question_id": "twitter"}).json()["id"]
+    said = "Users post short messages and read a home timeline; DMs are out of scope."
+    api.post(f"/v1/interviews/{iid}/answers", json={"text": said})
+    assert api.get(f"/v1/interviews/{iid}/report").status_code == 409, "not finished yet"
+
+    queued = api.post(f"/v1/interviews/{iid}/finish", json={"wait": False})
+    assert queued.status_code == 202, queued.text
+    job = queued.json()
+    assert job["interview_id"] == iid and job["poll"] == queued.headers["location"]
+    again = api.post(f"/v1/interviews/{iid}/finish", json={"wait": False})
+    assert again.status_code in (200, 202), again.text
+    if again.status_code == 202:
+        assert again.json()["grading_id"] == job["grading_id"], "one job per interview"
+
+    done = wait_for_grading(api, job["grading_id"])
+    assert (done["status"], done["attempts"]) == ("done", 1), done
+    report = api.get(f"/v1/interviews/{iid}/report").json()
+    assert done["report"] == report
+    assert [p["phase"] for p in report["phases"]] == list(PHASE_IDS)
+    assert said[:40] in json.dumps(report["phases"][0]), "evidence quotes what was said"
+    assert api.post(f"/v1/interviews/{iid}/finish", json={"wait": False}).json() == report
 
 
 def test_streamed_advance_sends_the_grade_at_once_offline(api: httpx.Client) -> None:

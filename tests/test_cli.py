@@ -305,6 +305,7 @@ def test_practice_saves_on_eof_and_resumes(env: dict[str, str], tmp_path: Path) 
         (["practice"], "Name a question to practise"),
         (["study", "nope"], "No question with id 'nope'"),
         (["eval", "/definitely/not/here"], "not a folder"),
+        (["worker"], "coach worker takes jobs from Redis: set COACH_REDIS_URL"),
     ],
 )
 def test_errors_are_one_clean_line(env: dict[str, str], args: list[str], message: str) -> None:

@@ -4,6 +4,7 @@ database and one Redis (real ones, each test under its own key prefix), driven o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_testing import server_env, wait_for_grading
+from api_testing import read_events, server_env, wait_for_grading
 from coach.content.models import PHASE_IDS
 from coach.store import Store
 from conftest import POSTGRES_URL_ENV, empty_database
@@ -273,6 +274,41 @@ def test_a_job_whose_accepting_instance_is_killed_completes_once_on_the_worker(
         time.sleep(1.0)  # a second grading run, if there were one, would show by now
         assert scripted.calls["grade"] == len(PHASE_IDS), "each phase graded once"
         assert on_b.get(f"/v1/gradings/{gid}").json()["attempts"] == 1
+
+
+def test_a_streamed_advance_and_a_queued_finish_work_on_any_instance(
+    cluster: Cluster, scripted: ScriptedLLM
+) -> None:
+    scripted.chunk_delay, scripted.chunk_size = 0.01, 16
+    a, b = cluster.instance(), cluster.instance()
+    cluster.worker()
+    with (
+        httpx.Client(base_url=a.url, timeout=30) as on_a,
+        httpx.Client(base_url=b.url, timeout=30) as on_b,
+    ):
+        iid = on_a.post("/v1/interviews", json={"question_id": "twitter"}).json()["id"]
+        said = "Users post short messages and read a home timeline of people they follow."
+        on_a.post(f"/v1/interviews/{iid}/answers", json={"text": said})
+        with on_b.stream("POST", f"/v1/interviews/{iid}/advance/stream") as response:
+            assert response.status_code == 200
+            events = read_events(response)
+        assert events[-1].event == "grade" and {e.event for e in events[:-1]} == {"token"}
+        assert json.loads(events[-1].data)["grade"]["source"] == "llm"
+        assert on_a.get(f"/v1/interviews/{iid}").json()["phase"] == "estimation"
+
+        cluster.wait_for_workers(on_a)
+        grades_before = scripted.calls["grade"]
+        queued = on_a.post(f"/v1/interviews/{iid}/finish", json={"wait": False})
+        assert queued.status_code == 202, queued.text
+        done = wait_for_grading(on_b, queued.json()["grading_id"])
+        assert (done["status"], done["attempts"]) == ("done", 1), done
+        # the worker graded the five phases left, once each, and stored the report
+        assert scripted.calls["grade"] - grades_before == len(PHASE_IDS) - 1
+        report = on_b.get(f"/v1/interviews/{iid}/report").json()
+        assert report == done["report"]
+        assert report["phases"][0]["source"] == "llm"
+        worker_log = cluster.workers[0].log_path.read_text()
+        assert queued.json()["grading_id"] in worker_log, "the worker, not an instance, ran it"
 
 
 def test_a_job_whose_worker_is_killed_is_queued_again_and_graded_once_more(

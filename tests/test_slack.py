@@ -35,7 +35,7 @@ from coach.content import Content
 from coach.engine import answer_from_facts
 from coach.slack import blocks
 from coach.store import Store
-from coach.store.migrate import alembic_config
+from coach.store.migrate import alembic_config, head_revision
 from conftest import empty_database
 from llm_double import LLMDouble
 from llm_script import ScriptedLLM
@@ -600,7 +600,7 @@ def test_a_database_made_before_the_slack_bot_upgrades_and_keeps_its_data(tmp_pa
         assert store.revision() == "0001"
         _, secret = store.create_token("made-before-slack")
         store.upgrade()
-        assert store.revision() == "0002"
+        assert store.revision() == head_revision()
         assert store.token_id_for(secret) is not None
         assert store.slack_thread(interview_id="none") is None
 

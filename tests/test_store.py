@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -35,7 +36,7 @@ from coach.errors import (
 from coach.grading.offline import OfflineGrader
 from coach.store import Store
 from coach.store.database import normalize_url
-from coach.store.migrate import head_revision
+from coach.store.migrate import alembic_config, head_revision
 from coach.store.tables import ApiToken, Base, LLMCall, PhaseGradeRow, TurnRow
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -127,13 +128,33 @@ def test_upgrade_creates_every_table_and_running_it_again_changes_nothing(
     with Store(database_url) as store:
         assert store.revision() is None
         store.upgrade()
-        assert store.revision() == head_revision() == "0002"
+        assert store.revision() == head_revision() == "0003"
         assert set(inspect(store.engine).get_table_names()) == TABLES | {"alembic_version"}
         token_id, secret = store.create_token("before-second-upgrade")
 
         store.upgrade()
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         assert store.token_id_for(secret) == token_id
+
+
+def test_an_upload_stored_before_finish_jobs_existed_survives_the_upgrade(
+    database_url: str,
+) -> None:
+    with Store(database_url) as store:
+        config = alembic_config(database_url)
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002")
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO gradings (id, owner, status, filename, question_id, text, "
+                "report_json, error, attempts, created_at, updated_at) VALUES ('g-old', NULL, "
+                "'pending', 'old.md', NULL, 'Users post tweets.', NULL, NULL, 0, "
+                "'2025-03-01 09:00:00+00:00', '2025-03-01 09:00:00+00:00')"
+            )
+        store.upgrade()
+        kept = store.get_grading("g-old", owner=None)
+    assert (kept.text, kept.status, kept.interview_id) == ("Users post tweets.", "pending", None)
 
 
 def test_migrations_build_exactly_the_tables_the_models_describe(store: Store) -> None:
@@ -524,9 +545,9 @@ def test_cli_upgrades_the_database_and_creates_a_token_shown_once(
 
     first = runner.invoke(app, ["db", "upgrade"], env=env)
     assert first.exit_code == 0, first.output
-    assert "upgraded from revision (none) to 0002" in first.output
+    assert "upgraded from revision (none) to 0003" in first.output
     again = runner.invoke(app, ["db", "upgrade"], env=env)
-    assert again.exit_code == 0 and "is up to date (revision 0002)" in again.output
+    assert again.exit_code == 0 and "is up to date (revision 0003)" in again.output
 
     created = runner.invoke(app, ["tokens", "create", "ci"], env=env)
     assert created.exit_code == 0, created.output

@@ -202,6 +202,28 @@ class CoachService:
 
         return self._retrying(interview_id, owner, finish)
 
+    def finish_as_job(self, interview_id: str, *, owner: str | None) -> GradingRecord | None:
+        """Finish the interview in a job (the final report may take several LLM calls).
+
+        Returns the job to poll at /v1/gradings/{id}, the same one while it is unfinished, or
+        None when the interview is already finished (its report is ready). With Redis the
+        job goes to the shared queue, so any `coach worker` may run it; the engine's version
+        check means a job run twice still finishes the interview once.
+        """
+        session = self.store.get_interview(interview_id, owner=owner)
+        if session.finished:
+            return None
+        if (job := self.store.open_finish_job(interview_id, owner=owner)) is not None:
+            return job
+        record = self.store.create_grading(
+            text=session.candidate_text(),
+            owner=owner,
+            question_id=session.question_id,
+            interview_id=interview_id,
+        )
+        self.enqueue_grading(record.id, attempt=record.attempts)
+        return record
+
     def report(self, interview_id: str, *, owner: str | None) -> Report:
         return self.engine.report(self.store.get_interview(interview_id, owner=owner))
 
@@ -295,12 +317,15 @@ class CoachService:
         with self._lock:
             self._running.add(grading_id)
         try:
-            report = grade_answer(
-                record.text,
-                content=self.content,
-                grader=self.grader,
-                question_id=record.question_id,
-            )
+            if record.interview_id is not None:  # a finish job: the interview's final report
+                _, report = self.finish(record.interview_id, owner=record.owner)
+            else:
+                report = grade_answer(
+                    record.text,
+                    content=self.content,
+                    grader=self.grader,
+                    question_id=record.question_id,
+                )
         except Exception as exc:
             self.store.fail_grading(grading_id, f"{type(exc).__name__}: {exc}")
             raise

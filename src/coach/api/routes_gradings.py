@@ -47,6 +47,7 @@ def status_of(record: GradingRecord) -> GradingStatus:
         status=record.status,  # type: ignore[arg-type]
         filename=record.filename,
         question_id=record.question_id,
+        interview_id=record.interview_id,
         attempts=record.attempts,
         error=record.error,
         created_at=record.created_at,

@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sse_starlette.sse import EventSourceResponse
 
 from coach.api.deps import LLMOwner, Owner, Service
 from coach.api.errors import APIError, error_body, status_of
+from coach.api.routes_gradings import status_of as grading_status
 from coach.api.schemas import (
     AdvanceBody,
     AdvanceReply,
+    FinishBody,
+    GradingStatus,
     InterviewView,
     NewInterview,
     TextBody,
@@ -168,9 +171,31 @@ async def advance_stream(
     return EventSourceResponse(events())
 
 
-@router.post("/{interview_id}/finish")
-def finish(interview_id: str, service: Service, owner: LLMOwner, request: Request) -> Report:
-    """End now: grade the phases not yet graded and return the report."""
+@router.post(
+    "/{interview_id}/finish",
+    response_model=Report,
+    responses={202: {"model": GradingStatus, "description": "Finishing as a job; poll it."}},
+)
+def finish(
+    interview_id: str,
+    service: Service,
+    owner: LLMOwner,
+    request: Request,
+    body: FinishBody | None = None,
+) -> Report | JSONResponse:
+    """End now: grade the phases not yet graded and return the report.
+
+    With `{"wait": false}` the work runs as a job (on the shared queue when COACH_REDIS_URL
+    is set) and the answer is 202 with the job to poll; the report is then also at
+    /v1/interviews/{id}/report.
+    """
+    if body is not None and not body.wait:
+        job = service.finish_as_job(interview_id, owner=owner)
+        if job is not None:
+            status = grading_status(job)
+            return JSONResponse(
+                status.model_dump(mode="json"), status_code=202, headers={"Location": status.poll}
+            )
     before = service.get_interview(interview_id, owner=owner)
     graded = {p.phase for p in before.phases if p.grade is not None}
     _, report = service.finish(interview_id, owner=owner)

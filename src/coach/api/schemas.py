@@ -83,6 +83,14 @@ class AdvanceBody(Body):
     )
 
 
+class FinishBody(Body):
+    wait: bool = Field(
+        default=True,
+        description="false: finish in a job (the report may take several LLM calls) and "
+        "answer 202 at once with the job to poll at /v1/gradings/{id}.",
+    )
+
+
 class InterviewView(BaseModel):
     """An interview as any front door needs it: transcript, phase states, time and report."""
 
@@ -152,6 +160,9 @@ class GradingStatus(BaseModel):
     status: Literal["pending", "running", "done", "failed"]
     filename: str | None
     question_id: str | None
+    interview_id: str | None = Field(
+        default=None, description="Set when the job finishes this interview (finish, wait=false)."
+    )
     attempts: int
     error: str | None
     created_at: datetime

@@ -123,6 +123,7 @@ class GradingRecord(StoreModel):
     status: GradingStatus
     filename: str | None
     question_id: str | None = None
+    interview_id: str | None = None
     text: str
     report_json: str | None
     error: str | None
@@ -426,11 +427,14 @@ class Store:
         owner: str | None,
         filename: str | None = None,
         question_id: str | None = None,
+        interview_id: str | None = None,
         claimed: bool = False,
     ) -> GradingRecord:
         """Keep an uploaded answer, pending, before any grading work starts.
 
         `question_id` is the question the answer is for, when the uploader named one.
+        `interview_id` makes it a job that finishes that interview (its `text` is then the
+        candidate's whole transcript, kept with the job).
         `claimed=True` stores it already running (attempt 1) for a caller that grades it at
         once, so no job runner can claim it in between.
         """
@@ -441,6 +445,7 @@ class Store:
             "status": "running" if claimed else "pending",
             "filename": _clean_name(filename, MAX_FILENAME),
             "question_id": question_id,
+            "interview_id": interview_id,
             "text": text,
             "report_json": None,
             "error": None,
@@ -451,6 +456,16 @@ class Store:
         with self._transaction(write=True) as conn:
             conn.execute(Grading.__table__.insert().values(**values))
         return GradingRecord.model_validate(values)
+
+    def open_finish_job(self, interview_id: str, *, owner: str | None) -> GradingRecord | None:
+        """The pending or running job finishing this interview, if there is one."""
+        with self._transaction() as conn:
+            return self._grading(
+                conn,
+                Grading.interview_id == interview_id,
+                _owned_by(Grading.owner, owner),
+                Grading.status.in_(("pending", "running")),
+            )
 
     def claim_grading(self, grading_id: str) -> GradingRecord | None:
         """Move a pending grading to running for this worker; None if another got it first."""

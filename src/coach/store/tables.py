@@ -134,6 +134,8 @@ class Grading(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     filename: Mapped[str | None] = mapped_column(String(255))
     question_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # Set when the job finishes an interview (its final report) rather than grading an upload.
+    interview_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
     text: Mapped[str] = mapped_column(Text)
     report_json: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
