@@ -220,6 +220,7 @@ class RunResult:
     fallbacks: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    machine_busy: float | None = None  # share of all cores busy during the run (/proc/stat)
 
     @property
     def requests(self) -> int:
@@ -235,7 +236,24 @@ class RunResult:
             for who, seconds in self.cpu_seconds.items()
             if seconds
         ]
-        return f"  CPU per request: {', '.join(parts)}"
+        busy = ""
+        if self.machine_busy is not None:
+            cores = os.cpu_count() or 1
+            busy = (
+                f"; the machine's {cores} cores were {self.machine_busy:.0%} busy "
+                "(database and Redis included)"
+            )
+        return f"  CPU per request: {', '.join(parts)}{busy}"
+
+
+def machine_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat; None elsewhere."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 async def _timed(
@@ -425,7 +443,13 @@ def run_server(
         before_servers = sum(cpu_seconds(pid) for pid in server_pids)
         before_double = cpu_seconds(double_pid)
         client_before = time.process_time()
+        machine_before = machine_jiffies()
         result = asyncio.run(drive(urls, load))
+        machine_after = machine_jiffies()
+        if machine_before and machine_after and machine_after[1] > machine_before[1]:
+            result.machine_busy = (machine_after[0] - machine_before[0]) / (
+                machine_after[1] - machine_before[1]
+            )
         result.cpu_seconds = {
             # all instances together: the server side's cost per request
             "server": sum(cpu_seconds(pid) for pid in server_pids) - before_servers,
