@@ -211,16 +211,25 @@ def run_all(calls: list[Callable[[], None]]) -> None:
 
 
 def test_the_rate_limit_holds_across_instances(cluster: Cluster) -> None:
-    a = cluster.instance(rate_limit="3/minute", **OFFLINE)
-    b = cluster.instance(rate_limit="3/minute", **OFFLINE)
+    limits = {"rate_limit": "3/minute", "auth": "token", **OFFLINE}
+    a, b = cluster.instance(**limits), cluster.instance(**limits)
+    with Store(cluster.database_url) as store:
+        _, ada = store.create_token("ada")
+        _, bob = store.create_token("bob")
     answer = {"text": UPLOAD}
-    codes = [httpx.post(f"{s.url}/v1/gradings", json=answer, timeout=30) for s in (a, b, a)]
+
+    def grade(server: ServerProcess, token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(f"{server.url}/v1/gradings", json=answer, headers=headers, timeout=30)
+
+    codes = [grade(server, ada) for server in (a, b, a)]
     assert [r.status_code for r in codes] == [200, 200, 200], [r.text for r in codes]
-    for server in (b, a):
-        refused = httpx.post(f"{server.url}/v1/gradings", json=answer, timeout=30)
+    for server in (b, a):  # the 4th call is refused whichever instance receives it
+        refused = grade(server, ada)
         assert refused.status_code == 429, refused.text
         assert refused.json()["code"] == "rate_limited"
         assert int(refused.headers["retry-after"]) >= 1
+    assert grade(b, bob).status_code == 200, "each token has its own limit"
 
 
 def test_a_breaker_opened_on_one_instance_is_open_on_the_other(
