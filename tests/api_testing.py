@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,4 +87,15 @@ def wait_for_grading(
         status: dict[str, object] = api.get(f"/v1/gradings/{grading_id}").json()
         if status["status"] in statuses or time.monotonic() > deadline:
             return status
+        time.sleep(0.05)
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)

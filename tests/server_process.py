@@ -14,7 +14,27 @@ import httpx
 from llm_double import free_port
 
 
-class ServerProcess:
+class ChildProcess:
+    """A process a test started: stop it politely, or kill it outright."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to finish anything."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class ServerProcess(ChildProcess):
     """uvicorn serving coach.api.app:create_app in its own process, configured by env vars.
 
     Example::
@@ -64,20 +84,6 @@ class ServerProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log_path.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: the process gets no chance to finish anything."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def __enter__(self) -> ServerProcess:
         return self.start()

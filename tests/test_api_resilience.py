@@ -5,14 +5,14 @@ same database, and failed gradings retried, all over HTTP against real uvicorn p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from api_testing import server_env, wait_for_grading
+from api_testing import server_env, wait_for_grading, wait_until
 from coach.content import Content
 from coach.content.models import PHASE_IDS
 from coach.store import GradingRecord, Store
@@ -87,16 +87,6 @@ def servers(database_url: str, tmp_path: Path, double: LLMDouble) -> Iterator[Se
         yield running
     finally:
         running.stop_all()
-
-
-def wait_until(
-    condition: Callable[[], bool], *, timeout: float = 20.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def stored_grading(database_url: str, grading_id: str) -> GradingRecord:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,14 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_testing import read_events, server_env, wait_for_grading
+from api_testing import read_events, server_env, wait_for_grading, wait_until
 from coach.content.models import PHASE_IDS
 from coach.store import Store
 from conftest import POSTGRES_URL_ENV, empty_database
 from llm_double import LLMDouble, Reply, free_port
 from llm_script import ScriptedLLM
 from sample_answers import STRONG_UPLOAD as UPLOAD
-from server_process import ServerProcess
+from server_process import ChildProcess, ServerProcess
 
 REDIS_URL = os.environ.get("COACH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEASE = 2.0  # seconds before a dead worker's job is queued again
@@ -48,7 +47,7 @@ pytestmark = [
 ]
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """`coach worker` in its own process, configured by env vars like ServerProcess."""
 
     def __init__(self, env: dict[str, str], *, log_dir: Path, name: str) -> None:
@@ -66,19 +65,6 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         return self
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class Cluster:
@@ -138,16 +124,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path, llm: LLMDouble) -> I
         yield running
     finally:
         running.close()
-
-
-def wait_until(
-    condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def candidate_texts(api: httpx.Client, iid: str) -> list[str]:
