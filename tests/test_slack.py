@@ -351,13 +351,15 @@ def test_start_without_a_question_picks_one_and_offers_a_picker(
     assert offered == canonical[: blocks.PICKER_SIZE]
 
     # pressing a picker button starts that question in a new thread
-    url_shortener = {"action_id": blocks.PICK_ACTION, "value": "url-shortener"}
-    assert sender.click(url_shortener, user="U1", channel="C1", thread_ts="").status_code == 200
+    # (a button the picker offers, so never the question the random start picked)
+    button = content.question(offered[0])
+    pick = {"action_id": blocks.PICK_ACTION, "value": button.id}
+    assert sender.click(pick, user="U1", channel="C1", thread_ts="").status_code == 200
     second = slack.wait_for(
         lambda: [
             m
             for m in slack.messages(channel="C1")
-            if "thread_ts" not in m.args and m.args["text"].endswith("Design a URL shortener")
+            if "thread_ts" not in m.args and m.args["text"].endswith(button.title)
         ],
         what="the picked question's thread",
     )[0]
