@@ -331,3 +331,13 @@ def test_openapi_documents_the_contract(api: httpx.Client) -> None:
         "/v1/gradings",
     ):
         assert path in spec["paths"], path
+    # errors are documented with the body clients branch on (code, message, field)
+    answers = spec["paths"]["/v1/interviews/{interview_id}/answers"]["post"]["responses"]
+    for status in ("404", "409", "413", "422"):
+        schema = answers[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, status
+    assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {
+        "code",
+        "message",
+        "field",
+    }

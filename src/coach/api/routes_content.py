@@ -15,9 +15,10 @@ from coach.api.schemas import (
     QuizAnswer,
     QuizItem,
     QuizVerdict,
+    error_responses,
 )
 
-router = APIRouter(prefix="/v1", tags=["content"])
+router = APIRouter(prefix="/v1", tags=["content"], responses=error_responses(404, 422))
 
 
 @router.get("/questions")

@@ -11,13 +11,17 @@ from pydantic import ValidationError
 
 from coach.api.deps import LLMOwner, Owner, Service
 from coach.api.errors import APIError
-from coach.api.schemas import GradingRequest, GradingStatus
+from coach.api.schemas import GradingRequest, GradingStatus, error_responses
 from coach.grading.models import Report
 from coach.render import report_markdown
 from coach.store import GradingRecord
 from coach.text_input import clean_text, decode_upload, pdf_text
 
-router = APIRouter(prefix="/v1/gradings", tags=["gradings"])
+router = APIRouter(
+    prefix="/v1/gradings",
+    tags=["gradings"],
+    responses=error_responses(401, 404, 413, 422, 429, 503),
+)
 
 UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {

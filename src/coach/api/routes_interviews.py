@@ -23,6 +23,7 @@ from coach.api.schemas import (
     NewInterview,
     TextBody,
     TurnsReply,
+    error_responses,
 )
 from coach.engine import AdvanceResult, Session
 from coach.errors import CoachError
@@ -32,7 +33,11 @@ from coach.render import report_markdown
 from coach.service import CoachService
 from coach.store import InterviewSummary
 
-router = APIRouter(prefix="/v1/interviews", tags=["interviews"])
+router = APIRouter(
+    prefix="/v1/interviews",
+    tags=["interviews"],
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+)
 
 
 def view(service: CoachService, session: Session) -> InterviewView:

@@ -12,6 +12,28 @@ from coach.engine import PhaseState, Session, Turn
 from coach.grading.models import PhaseGrade, PhaseTime, Report
 
 
+class ErrorBody(BaseModel):
+    """Every error the API returns: a stable code to branch on, a message for people."""
+
+    code: str = Field(description="Stable, e.g. not_found, empty_input, rate_limited.")
+    message: str = Field(description="What went wrong and how to fix it.")
+    field: str | None = Field(default=None, description="The request field at fault, if one.")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for a router: the error statuses its routes may answer with."""
+    meaning = {
+        401: "No or an unknown bearer token (COACH_AUTH=token).",
+        404: "No such question, interview or grading (or not yours).",
+        409: "The interview is not in a state for this (finished, or moved on).",
+        413: "The body is over the size limit.",
+        422: "Empty, binary or malformed input; `field` names the part at fault.",
+        429: "Over the per-token limit on LLM-backed calls; see Retry-After.",
+        503: "The database (or the shared rate-limit store) cannot be reached.",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in statuses}
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
