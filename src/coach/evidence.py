@@ -127,6 +127,22 @@ _INJECTION_PATTERNS = [
 _INJECTION_RE = re.compile(
     "|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE | re.MULTILINE
 )
+# The same patterns (all lower case), one by one over lower-cased text: about four times
+# faster than the IGNORECASE alternation in Python's re, and this runs on the whole transcript
+# at every LLM-graded phase.
+assert all(p == p.lower() for p in _INJECTION_PATTERNS), "patterns must be lower case"
+# A leading \b is checked by hand after the match: with it, re cannot skip ahead to the
+# possible first letters and tries every position.
+_INJECTION_LOWER_RES = [
+    (re.compile(p.removeprefix(r"\b"), re.MULTILINE), p.startswith(r"\b"))
+    for p in _INJECTION_PATTERNS
+]
+
+
+def _word_starts_at(text: str, index: int) -> bool:
+    return index == 0 or not (text[index - 1].isalnum() or text[index - 1] == "_")
+
+
 _COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
@@ -139,8 +155,18 @@ def injected_spans(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     comments = [c.span() for c in _COMMENT_RE.finditer(text)]
-    for match in _INJECTION_RE.finditer(text):
-        start, end = match.span()
+    lowered = text.lower()
+    # A few characters change length when lower-cased (e.g. "İ"); then offsets would shift.
+    if len(lowered) == len(text):
+        found = [
+            m.span()
+            for pattern, at_word in _INJECTION_LOWER_RES
+            for m in pattern.finditer(lowered)
+            if not at_word or _word_starts_at(lowered, m.start())
+        ]
+    else:
+        found = [m.span() for m in _INJECTION_RE.finditer(text)]
+    for start, end in sorted(found):
         comment = next(((a, b) for a, b in comments if a <= start < b), None)
         if comment:
             start, end = comment

@@ -6,6 +6,7 @@ import math
 import time
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from limits import parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -25,15 +26,20 @@ WEB_CLIENT_HEADER = "X-Coach-Client"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_service(request: Request) -> CoachService:
+# The dependencies are `async def`: FastAPI runs a plain `def` dependency in a worker thread,
+# one thread hop each per request, which under load cost more than the work they do. The
+# ones that may block (a token lookup, a Redis-backed limit) hop to a thread themselves.
+
+
+async def get_service(request: Request) -> CoachService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.service.settings  # type: ignore[no-any-return]
 
 
-def get_owner(request: Request) -> str | None:
+async def get_owner(request: Request) -> str | None:
     """The caller's token id under COACH_AUTH=token; None in local mode (no login)."""
     service: CoachService = request.app.state.service
     if service.settings.auth == "none":
@@ -52,7 +58,7 @@ def get_owner(request: Request) -> str | None:
             "(make one with `coach tokens create NAME`), or sign in on the web app.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token_id = service.store.token_id_for(secret.strip())
+    token_id = await anyio.to_thread.run_sync(service.store.token_id_for, secret.strip())
     if token_id is None:
         raise APIError(
             401,
@@ -86,6 +92,7 @@ class RateLimiter:
 
     def __init__(self, rule: str, storage: Storage | None = None, *, namespace: str = "") -> None:
         self.rule = parse(rule)
+        self.shared = storage is not None and not isinstance(storage, MemoryStorage)
         self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
         self.namespace = f"{namespace}:llm" if namespace else "llm"
 
@@ -123,10 +130,14 @@ class RateLimiter:
         )
 
 
-def llm_budget(request: Request, owner: Owner) -> str | None:
+async def llm_budget(request: Request, owner: Owner) -> str | None:
     """Dependency for routes that may call the LLM: spends one unit of the caller's budget."""
     key = owner or (request.client.host if request.client else LOCAL)
-    request.app.state.rate_limiter.check(key)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    if limiter.shared:  # a round trip to Redis: not on the event loop
+        await anyio.to_thread.run_sync(limiter.check, key)
+    else:
+        limiter.check(key)
     return owner
 
 
