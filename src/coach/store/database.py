@@ -64,7 +64,9 @@ def _sqlite_in_memory(url: URL) -> bool:
 def make_engine(raw_url: str, *, echo: bool = False) -> Engine:
     """An Engine for the URL, with the per-backend connection setup described above."""
     url = normalize_url(raw_url)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    # A pooled PostgreSQL connection can go stale (server restart, idle timeout): ping it on
+    # checkout. A SQLite file cannot, so it skips the extra statement per transaction.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not is_sqlite(url)}
     if is_sqlite(url):
         if _sqlite_in_memory(url):
             # One shared connection, or every thread would see its own empty database.
