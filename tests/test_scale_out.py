@@ -39,6 +39,13 @@ def _redis_answers() -> bool:
         return False
 
 
+if not _redis_answers() and os.environ.get("COACH_TEST_REQUIRE_REDIS"):
+    pytest.fail(
+        f"COACH_TEST_REQUIRE_REDIS is set but Redis does not answer at {REDIS_URL} "
+        "(start it, or point COACH_TEST_REDIS_URL at one)",
+        pytrace=False,
+    )
+
 pytestmark = [
     pytest.mark.skipif(not _redis_answers(), reason=f"Redis does not answer at {REDIS_URL}"),
     pytest.mark.skipif(
