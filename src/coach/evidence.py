@@ -143,6 +143,21 @@ def _word_starts_at(text: str, index: int) -> bool:
     return index == 0 or not (text[index - 1].isalnum() or text[index - 1] == "_")
 
 
+def _matches(pattern: re.Pattern[str], text: str, *, at_word: bool) -> list[tuple[int, int]]:
+    """Spans of `pattern` in `text`; with `at_word`, only those starting a word (a match
+    that does not is skipped by one character, so a real one inside it is still found)."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while (match := pattern.search(text, position)) is not None:
+        start, end = match.span()
+        if at_word and not _word_starts_at(text, start):
+            position = start + 1
+            continue
+        spans.append((start, end))
+        position = max(end, start + 1)
+    return spans
+
+
 _COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
@@ -159,10 +174,9 @@ def injected_spans(text: str) -> list[tuple[int, int]]:
     # A few characters change length when lower-cased (e.g. "İ"); then offsets would shift.
     if len(lowered) == len(text):
         found = [
-            m.span()
+            span
             for pattern, at_word in _INJECTION_LOWER_RES
-            for m in pattern.finditer(lowered)
-            if not at_word or _word_starts_at(lowered, m.start())
+            for span in _matches(pattern, lowered, at_word=at_word)
         ]
     else:
         found = [m.span() for m in _INJECTION_RE.finditer(text)]
