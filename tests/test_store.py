@@ -399,7 +399,7 @@ def test_pending_gradings_resumes_ones_a_dead_process_left_running(store: Store)
     store.finish_grading(done.id, "{}")
     store.fail_grading(failed.id, "boom")
 
-    assert store.pending_gradings() == [waiting.id, interrupted.id]
+    assert list(store.pending_gradings()) == [waiting.id, interrupted.id]
     resumed = store.claim_grading(interrupted.id)
     assert resumed is not None and resumed.attempts == 2
 
@@ -410,14 +410,14 @@ def test_a_running_grading_with_a_live_lease_is_left_to_its_process(store: Store
     graded_now = store.create_grading(text="b", owner=None, claimed=True)
     assert (graded_now.status, graded_now.attempts) == ("running", 1)
 
-    assert store.pending_gradings(stale_after=60) == [], "renewed just now: still running"
+    assert list(store.pending_gradings(stale_after=60)) == [], "renewed just now: still running"
     time.sleep(0.3)
     store.touch_gradings([live.id, graded_now.id])
-    assert store.pending_gradings(stale_after=0.25) == [], "the touch renewed the leases"
+    assert list(store.pending_gradings(stale_after=0.25)) == [], "the touch renewed the leases"
     time.sleep(0.3)
     store.touch_gradings([graded_now.id])
-    assert store.pending_gradings(stale_after=0.25) == [live.id], "lease ran out: abandoned"
-    assert store.pending_gradings() == [live.id, graded_now.id], "0: every running one"
+    assert list(store.pending_gradings(stale_after=0.25)) == [live.id], "lease ran out: abandoned"
+    assert list(store.pending_gradings()) == [live.id, graded_now.id], "0: every running one"
     assert store.get_grading(live.id, owner=None).status == "pending"
 
 

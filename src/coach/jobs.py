@@ -43,10 +43,10 @@ class GradingQueue:
         GradingQueue(settings).submit("g-123", attempt=0)
     """
 
-    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         from rq import Queue
 
-        self.redis = redis or connect(settings)
+        self.redis: Redis = connect(settings)
         self.queue: Queue = Queue(queue_name(settings), connection=self.redis)
 
     def submit(self, grading_id: str, *, attempt: int) -> bool:
@@ -114,8 +114,10 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     from coach.service import CoachService
 
     service = CoachService(settings)
+    if service.job_queue is None:
+        raise ValueError("coach worker needs COACH_REDIS_URL: its jobs come from Redis")
     bind(service)
-    queue = GradingQueue(settings, service.job_queue.redis if service.job_queue else None)
+    queue = service.job_queue
     resumed = service.start_jobs()
     if resumed:
         log.info("queued %d unfinished grading job(s)", resumed)

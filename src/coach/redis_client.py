@@ -25,8 +25,3 @@ def connect(settings: Settings) -> Redis:
         socket_timeout=TIMEOUT_SECONDS,
         health_check_interval=30,
     )
-
-
-def key(settings: Settings, *parts: str) -> str:
-    """A Redis key under COACH_REDIS_PREFIX, e.g. coach:breaker:failures."""
-    return ":".join((settings.redis_prefix, *parts))

@@ -275,15 +275,13 @@ class CoachService:
         report = self._grade(record)
         return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
 
-    def enqueue_grading(self, grading_id: str, *, attempt: int | None = None) -> None:
+    def enqueue_grading(self, grading_id: str, *, attempt: int) -> None:
         """Queue a pending grading: on the shared queue when Redis is set, else in-process.
 
         A queue that cannot be reached is logged, not raised: the grading is stored pending,
         and the keeper queues it again on its next beat.
         """
         if self.job_queue is not None:
-            if attempt is None:
-                attempt = self.store.grading_attempts([grading_id]).get(grading_id, 0)
             try:
                 self.job_queue.submit(grading_id, attempt=attempt)
             except Exception as exc:
@@ -347,9 +345,8 @@ class CoachService:
     def resume_pending_gradings(self) -> int:
         """Queue uploads accepted but not being graded by any live process; returns how many."""
         pending = self.store.pending_gradings(stale_after=self.settings.job_lease_seconds)
-        attempts = self.store.grading_attempts(pending) if self.job_queue is not None else {}
-        for grading_id in pending:
-            self.enqueue_grading(grading_id, attempt=attempts.get(grading_id, 0))
+        for grading_id, attempts in pending.items():
+            self.enqueue_grading(grading_id, attempt=attempts)
         return len(pending)
 
     def _keep_jobs(self) -> None:

@@ -61,6 +61,14 @@ def status_of(record: GradingRecord) -> GradingStatus:
     )
 
 
+def accepted(record: GradingRecord) -> JSONResponse:
+    """202 for work taken on as a job: its status, and where to poll it."""
+    status = status_of(record)
+    return JSONResponse(
+        status.model_dump(mode="json"), status_code=202, headers={"Location": status.poll}
+    )
+
+
 async def read_request(request: Request, max_bytes: int, max_chars: int) -> GradingRequest:
     """A JSON body or a multipart upload, as one GradingRequest with clean text."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -135,12 +143,7 @@ async def create_grading(request: Request, service: Service, owner: LLMOwner) ->
         )
     )
     if outcome.report is None:
-        status = status_of(outcome.record)
-        return JSONResponse(
-            status.model_dump(mode="json"),
-            status_code=202,
-            headers={"Location": status.poll},
-        )
+        return accepted(outcome.record)
     for grade in outcome.report.phases:
         request.app.state.metrics.observe_grade(grade)
     payload = outcome.report.model_dump(mode="json") | {

@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from coach.api.deps import LLMOwner, Owner, Service
 from coach.api.errors import APIError, error_body, status_of
-from coach.api.routes_gradings import status_of as grading_status
+from coach.api.routes_gradings import accepted
 from coach.api.schemas import (
     AdvanceBody,
     AdvanceReply,
@@ -204,10 +204,7 @@ def finish(
     if body is not None and not body.wait:
         job = service.finish_as_job(interview_id, owner=owner)
         if job is not None:
-            status = grading_status(job)
-            return JSONResponse(
-                status.model_dump(mode="json"), status_code=202, headers={"Location": status.poll}
-            )
+            return accepted(job)
     before = service.get_interview(interview_id, owner=owner)
     graded = {p.phase for p in before.phases if p.grade is not None}
     _, report = service.finish(interview_id, owner=owner)

@@ -518,8 +518,9 @@ class Store:
             raise self._grading_not_found(grading_id)
         return record
 
-    def pending_gradings(self, *, stale_after: float = 0.0) -> list[str]:
-        """Gradings no live process is working on, oldest first, ready for `claim_grading`.
+    def pending_gradings(self, *, stale_after: float = 0.0) -> dict[str, int]:
+        """Gradings no live process is working on, oldest first, ready for `claim_grading`,
+        each with how many times it was claimed so far (a queue names each attempt's job by it).
 
         A `running` grading whose `updated_at` is more than `stale_after` seconds old was left
         by a process that died (a live one renews it with `touch_gradings`), so it is put back
@@ -533,20 +534,10 @@ class Store:
                 .where(Grading.status == "running", Grading.updated_at <= cutoff)
                 .values(status="pending", updated_at=_now())
             )
-            ids = conn.scalars(
-                select(Grading.id)
+            rows = conn.execute(
+                select(Grading.id, Grading.attempts)
                 .where(Grading.status == "pending")
                 .order_by(Grading.created_at, Grading.id)
-            ).all()
-        return list(ids)
-
-    def grading_attempts(self, grading_ids: Collection[str]) -> dict[str, int]:
-        """How many times each grading was claimed: a queue names each attempt's job by it."""
-        if not grading_ids:
-            return {}
-        with self._transaction() as conn:
-            rows = conn.execute(
-                select(Grading.id, Grading.attempts).where(Grading.id.in_(list(grading_ids)))
             ).all()
         return {grading_id: attempts for grading_id, attempts in rows}
 
