@@ -11,12 +11,13 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from api_testing import metric, metric_values, read_events, serve
+from api_testing import metric, metric_values, read_events, serve, wait_until
 from coach.grading.models import PhaseGrade
 from coach.store.tables import LLMCall
 from llama_server import LlamaServer, assert_honest, running_llama_server
@@ -126,9 +127,15 @@ def test_advance_grades_with_the_llm_and_keeps_only_quoted_evidence(
     stored = api.get(f"/v1/interviews/{iid}").json()
     assert stored["phases"][0]["grade"]["source"] == "llm"
     engine = create_engine(database_url)
-    try:
+    rows: list[Any] = []
+
+    def grade_call_stored() -> bool:  # the server writes call records from a background thread
         with engine.connect() as conn:
-            rows = conn.execute(select(LLMCall).where(LLMCall.purpose == "grade")).all()
+            rows[:] = conn.execute(select(LLMCall).where(LLMCall.purpose == "grade")).all()
+        return bool(rows)
+
+    try:
+        wait_until(grade_call_stored, timeout=10, what="the grade call's llm_calls row")
     finally:
         engine.dispose()
     assert [(r.model, r.outcome) for r in rows] == [("double-model", "ok")]

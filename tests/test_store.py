@@ -19,9 +19,10 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from typer.testing import CliRunner
 
+from api_testing import wait_until
 from coach.cli import app
 from coach.content import Content
 from coach.engine import InterviewEngine
@@ -34,7 +35,8 @@ from coach.errors import (
     StoreUnavailableError,
 )
 from coach.grading.offline import OfflineGrader
-from coach.store import Store
+from coach.llm import LLMCallRecord
+from coach.store import LLMCallLog, Store
 from coach.store.database import normalize_url
 from coach.store.migrate import alembic_config, head_revision
 from coach.store.tables import ApiToken, Base, LLMCall, PhaseGradeRow, TurnRow
@@ -490,6 +492,58 @@ def test_llm_calls_are_recorded(store: Store) -> None:
         ("ok", 6000, None, None),
         ("timeout", 0, "read timeout", "g1"),
     ]
+
+
+def test_call_log_stores_every_queued_record_with_the_time_it_was_made(store: Store) -> None:
+    """The batching writer: records queued from many threads all land, stamped when queued
+    (not when written), and close() writes what is still waiting."""
+    log = LLMCallLog(store)
+
+    def call(n: int) -> LLMCallRecord:
+        return LLMCallRecord(
+            purpose="grade",
+            model="m",
+            prompt_tokens=n,
+            cached_tokens=0,
+            completion_tokens=1,
+            latency_ms=1.0,
+            outcome="ok",
+            error=None,
+        )
+
+    before = datetime.now(UTC)
+    threads = [
+        threading.Thread(target=lambda k=k: [log.add(call(k * 100 + i)) for i in range(50)])
+        for k in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queued_by = datetime.now(UTC)
+    log.close()
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(LLMCall.prompt_tokens, LLMCall.at)).all()
+    assert sorted(r.prompt_tokens for r in rows) == sorted(
+        k * 100 + i for k in range(4) for i in range(50)
+    )
+    assert all(before <= r.at <= queued_by for r in rows)
+
+
+def test_call_log_survives_a_database_error_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Usage records must never stop grading: a failed write is logged, later ones land."""
+    with Store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        log = LLMCallLog(store)
+        record = LLMCallRecord("grade", "m", 1, 0, 1, 1.0, "ok", None)
+        log.add(record)  # no tables yet: this write fails
+        wait_until(lambda: "could not store" in caplog.text, what="the failed write's log line")
+        store.upgrade()
+        log.add(record)
+        log.close()
+        with store.engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(LLMCall)) == 1
 
 
 # --- connections ------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """
     from rq import SimpleWorker
 
+    from coach.llm import add_call_observer
     from coach.service import CoachService
 
     service = CoachService(settings)
@@ -121,8 +122,10 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     resumed = service.start_jobs()
     if resumed:
         log.info("queued %d unfinished grading job(s)", resumed)
+    stop_recording = add_call_observer(service.start_call_log().add)  # llm_calls, as the API does
     try:
         worker = SimpleWorker([queue.queue], connection=queue.redis)
         worker.work(burst=burst, with_scheduler=False)
     finally:
+        stop_recording()
         service.close()

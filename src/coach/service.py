@@ -26,7 +26,7 @@ from coach.grading.factory import make_grader, make_voice
 from coach.grading.models import Report
 from coach.grading.port import Grader
 from coach.grading.upload import grade_answer
-from coach.store import GradingRecord, InterviewSummary, Store
+from coach.store import GradingRecord, InterviewSummary, LLMCallLog, Store
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice
 
@@ -98,6 +98,7 @@ class CoachService:
         self._queued: set[str] = set()  # jobs waiting for or in a thread of this process
         self._running: set[str] = set()  # jobs this process has claimed and is grading
         self._keeper: threading.Thread | None = None
+        self.call_log: LLMCallLog | None = None
         # With COACH_REDIS_URL, jobs go to the shared queue that `coach worker` processes.
         self.job_queue: GradingQueue | None = None
         if settings.scale_out:
@@ -121,12 +122,20 @@ class CoachService:
             self._keeper.start()
         return resumed
 
+    def start_call_log(self) -> LLMCallLog:
+        """The writer that stores LLM call records (llm_calls) in batches; close() flushes it."""
+        if self.call_log is None:
+            self.call_log = LLMCallLog(self.store)
+        return self.call_log
+
     def close(self) -> None:
         """Stop taking jobs; running ones finish (pending ones resume at the next start)."""
         self._closed.set()
         if self._keeper is not None:
             self._keeper.join()
         self._jobs.shutdown(wait=True, cancel_futures=True)
+        if self.call_log is not None:
+            self.call_log.close()
         self.store.close()
 
     # -- interviews ------------------------------------------------------------------------

@@ -60,25 +60,18 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
         if resumed:
             log.info("resumed %d unfinished grading job(s)", resumed)
 
+        call_log = svc.start_call_log()
+
         def on_llm_call(record: LLMCallRecord) -> None:
             metrics.observe_llm_call(record)
-            svc.store.record_llm_call(
-                purpose=record.purpose,
-                model=record.model,
-                prompt_tokens=record.prompt_tokens,
-                cached_tokens=record.cached_tokens,
-                completion_tokens=record.completion_tokens,
-                latency_ms=record.latency_ms,
-                outcome=record.outcome,
-                error=record.error,
-            )
+            call_log.add(record)
 
         remove_observer = add_call_observer(on_llm_call)
         try:
             yield
         finally:
             remove_observer()
-            svc.close()
+            svc.close()  # after its jobs, it writes the call records still queued
 
     app = FastAPI(
         title="coach",

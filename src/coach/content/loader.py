@@ -142,6 +142,7 @@ def _prompt_environment(folder: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # loaded once at start; checking the files' mtimes per prompt costs
     )
     for name in PROMPT_TEMPLATES:
         try:

@@ -242,6 +242,7 @@ class LLMGrader:
         self.fallback = fallback
         self.breaker: Breaker = breaker or CircuitBreaker.from_settings(settings)
         self._system_prompts: dict[tuple[str | None, str], str] = {}
+        self._schema = grade_schema(content)  # one object, so the client's prepared form is reused
 
     # -- Grader protocol -----------------------------------------------------------------
 
@@ -331,7 +332,7 @@ class LLMGrader:
         At temperature 0 the same prompt would give the same reply, so the retry appends the
         problem to the conversation (after the cached prefix) instead of asking again blindly.
         """
-        schema = grade_schema(self.content)
+        schema = self._schema
         max_tokens = self.settings.llm_max_tokens
         try:
             reply = self.client.complete_json(

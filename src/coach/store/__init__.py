@@ -1,5 +1,6 @@
 """Persistence: tables, shipped migrations and the `Store` repository the front doors use."""
 
+from coach.store.call_log import LLMCallLog
 from coach.store.database import redact
 from coach.store.repository import (
     GradingRecord,
@@ -14,6 +15,7 @@ from coach.store.repository import (
 __all__ = [
     "GradingRecord",
     "InterviewSummary",
+    "LLMCallLog",
     "SlackMember",
     "SlackPractice",
     "SlackThreadInfo",

@@ -695,11 +695,9 @@ class Store:
         grading_id: str | None = None,
     ) -> None:
         """Keep one LLM request's cost and latency, for usage reports."""
-        with self._transaction(write=True) as conn:
-            conn.execute(
-                _INSERT_LLM_CALL,
+        self.record_llm_calls(
+            [
                 {
-                    "at": _now(),
                     "purpose": purpose,
                     "model": model,
                     "prompt_tokens": prompt_tokens,
@@ -710,8 +708,21 @@ class Store:
                     "error": error,
                     "interview_id": interview_id,
                     "grading_id": grading_id,
-                },
-            )
+                }
+            ]
+        )
+
+    def record_llm_calls(self, calls: Sequence[dict[str, Any]]) -> None:
+        """Keep several LLM requests' records (record_llm_call's fields) in one transaction."""
+        if not calls:
+            return
+        at = _now()
+        rows = [
+            {"at": at, "error": None, "interview_id": None, "grading_id": None} | dict(call)
+            for call in calls
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(_INSERT_LLM_CALL, rows)
 
     # -- Slack ----------------------------------------------------------------------------------
 
