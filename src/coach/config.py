@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     job_threads: int = Field(
         default=2, ge=1, description="Background threads grading upload jobs in this process."
     )
+    request_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads that run requests' blocking work in one server process. Unset: "
+        "200 with an LLM (each request waiting on the LLM holds one), 16 without (the work is "
+        "all CPU, and more threads only take turns at the interpreter lock).",
+    )
     job_lease_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -165,6 +172,12 @@ class Settings(BaseSettings):
     def llm_enabled(self) -> bool:
         """An LLM is used when an endpoint or a key is given; otherwise grading is offline."""
         return bool(self.llm_base_url or self.llm_api_key)
+
+    @property
+    def resolved_request_threads(self) -> int:
+        if self.request_threads is not None:
+            return self.request_threads
+        return 200 if self.llm_enabled else 16
 
     @property
     def slack_enabled(self) -> bool:

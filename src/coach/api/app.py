@@ -30,11 +30,6 @@ from coach.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
 
-# Sync routes and grading run in anyio's thread pool (40 threads by default). Each waiting
-# LLM call holds a thread, so a small pool would queue every other request behind slow
-# grades; threads that mostly wait on sockets are cheap.
-THREAD_POOL_SIZE = 200
-
 
 def _redis_reason(settings: Settings, exc: Exception) -> str:
     """Why Redis failed, without the URL's password."""
@@ -52,7 +47,12 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = THREAD_POOL_SIZE
+        # Sync routes run in anyio's thread pool (40 threads by default). With an LLM each
+        # waiting call holds a thread, so a small pool would queue every request behind slow
+        # grades; offline, 200 threads would only contend for the interpreter lock (about a
+        # fifth of the throughput lost at 200 concurrent sessions). COACH_REQUEST_THREADS.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.resolved_request_threads
         svc = app.state.service
         if settings.resolved_database_url.startswith("sqlite"):
             svc.store.upgrade()  # the embedded default migrates itself

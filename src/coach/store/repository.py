@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -52,7 +53,7 @@ from coach.errors import (
 )
 from coach.grading.models import Report
 from coach.store import migrate
-from coach.store.database import WRITE_OPTION, make_engine, normalize_url
+from coach.store.database import WRITE_OPTION, is_sqlite, make_engine, normalize_url
 from coach.store.tables import (
     NAME_LENGTH,
     ApiToken,
@@ -241,6 +242,13 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self._url = normalize_url(url)
         self.engine = make_engine(url, echo=echo)
+        # SQLite lets one writer in at a time, and a writer that finds the lock taken polls:
+        # its busy handler sleeps 1, 2, 5, 10... ms between tries, so under load a short wait
+        # turned into many milliseconds. This process's own writers queue on a lock instead and
+        # go the moment it is free; other processes still meet the busy timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if is_sqlite(self._url) else nullcontext()
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -941,7 +949,7 @@ class Store:
     def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
         """One short transaction; database outages become StoreUnavailableError here."""
         try:
-            with self.engine.connect() as conn:
+            with self._write_lock if write else nullcontext(), self.engine.connect() as conn:
                 if write:
                     conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
