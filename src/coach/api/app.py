@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync routes run in anyio's thread pool (40 threads by default). With an LLM each
         # waiting call holds a thread, so a small pool would queue every request behind slow
-        # grades; offline, 200 threads would only contend for the interpreter lock (about a
-        # fifth of the throughput lost at 200 concurrent sessions). COACH_REQUEST_THREADS.
+        # grades; offline, 200 threads only take turns at the interpreter lock (at 200 busy
+        # sessions, 16 threads gave about half the p99 of 200). COACH_REQUEST_THREADS.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.resolved_request_threads
         svc = app.state.service

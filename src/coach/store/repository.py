@@ -247,7 +247,7 @@ class Store:
         # turned into many milliseconds. This process's own writers queue on a lock instead and
         # go the moment it is free; other processes still meet the busy timeout.
         self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if is_sqlite(self._url) else nullcontext()
+            threading.RLock() if is_sqlite(self._url) else nullcontext()
         )
 
     @classmethod
