@@ -461,26 +461,30 @@ def test_tokens_are_stored_hashed_and_revoked_or_unknown_ones_do_not_authenticat
 
 
 def test_llm_calls_are_recorded(store: Store) -> None:
-    store.record_llm_call(
-        purpose="grade_phase",
-        model="gpt-4o-mini",
-        prompt_tokens=7000,
-        cached_tokens=6000,
-        completion_tokens=300,
-        latency_ms=812.5,
-        outcome="ok",
-        interview_id="abc",
-    )
-    store.record_llm_call(
-        purpose="grade_phase",
-        model="gpt-4o-mini",
-        prompt_tokens=7000,
-        cached_tokens=0,
-        completion_tokens=0,
-        latency_ms=20000.0,
-        outcome="timeout",
-        error="read timeout",
-        grading_id="g1",
+    store.record_llm_calls(
+        [
+            {
+                "purpose": "grade_phase",
+                "model": "gpt-4o-mini",
+                "prompt_tokens": 7000,
+                "cached_tokens": 6000,
+                "completion_tokens": 300,
+                "latency_ms": 812.5,
+                "outcome": "ok",
+                "interview_id": "abc",
+            },
+            {
+                "purpose": "grade_phase",
+                "model": "gpt-4o-mini",
+                "prompt_tokens": 7000,
+                "cached_tokens": 0,
+                "completion_tokens": 0,
+                "latency_ms": 20000.0,
+                "outcome": "timeout",
+                "error": "read timeout",
+                "grading_id": "g1",
+            },
+        ]
     )
     with store.engine.connect() as conn:
         rows = conn.execute(

@@ -688,40 +688,13 @@ class Store:
 
     # -- LLM calls ------------------------------------------------------------------------------
 
-    def record_llm_call(
-        self,
-        *,
-        purpose: str,
-        model: str,
-        prompt_tokens: int,
-        cached_tokens: int,
-        completion_tokens: int,
-        latency_ms: float,
-        outcome: str,
-        error: str | None = None,
-        interview_id: str | None = None,
-        grading_id: str | None = None,
-    ) -> None:
-        """Keep one LLM request's cost and latency, for usage reports."""
-        self.record_llm_calls(
-            [
-                {
-                    "purpose": purpose,
-                    "model": model,
-                    "prompt_tokens": prompt_tokens,
-                    "cached_tokens": cached_tokens,
-                    "completion_tokens": completion_tokens,
-                    "latency_ms": latency_ms,
-                    "outcome": outcome,
-                    "error": error,
-                    "interview_id": interview_id,
-                    "grading_id": grading_id,
-                }
-            ]
-        )
-
     def record_llm_calls(self, calls: Sequence[dict[str, Any]]) -> None:
-        """Keep several LLM requests' records (record_llm_call's fields) in one transaction."""
+        """Keep LLM requests' cost and latency, for usage reports, in one transaction.
+
+        Each call is a dict of the llm_calls columns: purpose, model, prompt_tokens,
+        cached_tokens, completion_tokens, latency_ms and outcome; optionally error,
+        interview_id, grading_id, and `at` (when the call was made; now if absent).
+        """
         if not calls:
             return
         at = _now()
