@@ -5,29 +5,33 @@ Run: .venv/bin/python benchmarks/service_overhead.py [--sessions 200] [--llm-del
          [--modes llm,offline] [--instances 1,2] [--redis-url redis://127.0.0.1:6379/0] [--quick]
 
 Setup. The real server runs as `coach serve` does (uvicorn, in its own process,
-tests/server_process.py) on 127.0.0.1, with its LLM pointed at the OpenAI-protocol test double
-(tests/llm_double.py), which runs in a third process and answers every chat completion after a
-fixed delay with a valid reply: a phase grade whose criteria quote the candidate's real text,
-or the interviewer's draft line back unchanged. One asyncio process plays `--sessions`
-candidates at once, each with its own httpx client and connection: every candidate creates
-an interview (POST /v1/interviews: one LLM call, the interviewer's opening), and once all are
-created each one answers and advances through `--phases` phases (POST .../answers: no LLM
-call; POST .../advance: two LLM calls, the grade and the next phase's opening), pausing
-`--think-ms` on average (0 to 2x, at random) before each request. A few warm-up interviews
-run first and are not counted. Beside the latencies the run prints the CPU time per request
-of the server (what bounds its throughput) and of the benchmark's own processes, which share
-the machine's cores with it (Linux /proc).
+tests/server_process.py) on 127.0.0.1, with its LLM pointed at an OpenAI-protocol double
+(LeanLLMDouble below: the wire format of tests/llm_double.py served from a bare asyncio
+protocol, so that its own cost stays small), which runs in a third process and answers every
+chat completion after a fixed delay with a valid reply: a phase grade whose criteria quote the
+candidate's real text, or the interviewer's draft line back unchanged. One asyncio process
+plays `--sessions` candidates at once, each with its own keep-alive connection: every
+candidate creates an interview (POST /v1/interviews: one LLM call, the interviewer's
+opening), and once all are created each one answers and advances through `--phases` phases
+(POST .../answers: no LLM call; POST .../advance: two LLM calls made at the same time, the
+grade and the next phase's opening), pausing `--think-ms` on average (0 to 2x, at random)
+before each request. A few warm-up interviews run first and are not counted. Beside the
+latencies the run prints the CPU time per request of the server (what bounds its
+throughput) and of the benchmark's own processes, which share the machine's cores with it
+(Linux /proc).
 
 Method. For each LLM-backed request, added latency = response time seen by the client minus
-(LLM calls it made x the fixed delay). The number of calls per request is fixed by the API
-(create 1, advance 2) and checked twice: every advance must return an LLM grade (not the
-offline fallback), and the double's count of calls must equal the expected total. The figure
-is an upper bound on the server's own overhead: it also holds the openai client's work in
-the server, the double's own time beyond its sleep, the loopback network, and the client's
-event loop, all sharing the machine's cores with the server. `answer` requests (no LLM) are
-shown too: their whole response time is overhead. turns/s counts answers and advances over
-the wall time of the turn phase, with its ceiling (what a zero-cost service would reach
-given the LLM delay and the think time) beside it.
+the LLM delay it waited for (the fixed delay x the LLM round trips it waits for one after
+the other: create 1, advance 1, as its two calls overlap). Were an advance's calls made one
+after the other, its added latency would show a whole extra delay. The number of calls per
+request is fixed by the API (create 1, advance 2) and checked twice: every advance must
+return an LLM grade (not the offline fallback), and the double's count of calls must equal
+the expected total. The figure is an upper bound on the server's own overhead: it also holds
+the openai client's work in the server, the double's own time beyond its sleep, the loopback
+network, and the client's event loop, all sharing the machine's cores with the server.
+`answer` requests (no LLM) are shown too: their whole response time is overhead. turns/s
+counts answers and advances over the wall time of the turn phase, with its ceiling (what a
+zero-cost service would reach given the LLM delay and the think time) beside it.
 
 With --think-ms 0 (the default) every candidate sends its next request the moment the last
 one returns: a closed loop that offers the server as much work as 200 sessions can, so the
@@ -57,21 +61,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import multiprocessing
 import os
 import random
 import re
-import ssl
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -84,7 +89,7 @@ from coach.store.database import normalize_url, redact
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from llm_double import LLMDouble, Reply, approx_tokens
+from llm_double import Reply, approx_tokens
 from pg_database import fresh_postgres_database
 from server_process import ServerProcess
 
@@ -94,26 +99,112 @@ TARGET_OFFLINE_TURNS_PER_S = 500.0
 WARMUP_SESSIONS = 4
 QUESTION_ID = "twitter"
 LLM_CALLS = {"create": 1, "answer": 0, "advance": 2}
+# LLM round trips a request waits for, one after the other: an advance's two calls (the grade
+# and the next phase's opening) run at the same time, so it waits for one.
+LLM_WAITS = {"create": 1, "answer": 0, "advance": 1}
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+T = TypeVar("T")
 
 
 # --- the LLM double, in its own process ---------------------------------------------------
 
 
-class FastLLMDouble(LLMDouble):
-    """The test double without its cached-prefix arithmetic (a Python loop over ~30k
-    characters per request, which would make the double, not the service, the bottleneck)."""
+def usage_of(body: dict[str, Any], completion: str) -> dict[str, Any]:
+    """Token counts as the test double reports them, without its cached-prefix arithmetic (a
+    Python loop over ~30k characters per request, which would make the double the bottleneck)."""
+    prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+    prompt_tokens, completion_tokens = max(1, prompt // 4), approx_tokens(completion)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
-    def _usage(self, body: dict[str, Any], completion: str) -> dict[str, Any]:
-        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
-        prompt_tokens, completion_tokens = max(1, prompt // 4), approx_tokens(completion)
-        return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-        }
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop, uvicorn's own event loop (installed with it), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+class LeanLLMDouble(asyncio.Protocol):
+    """One connection to the benchmark's LLM double: POST /v1/chat/completions, keep-alive.
+
+    The same OpenAI wire protocol as tests/llm_double.py (a chat.completion JSON body over
+    HTTP/1.1), served straight from an asyncio protocol instead of FastAPI and uvicorn.
+    Hand-written on purpose: the double shares the machine's two cores with the server it
+    measures, and a framework's per-request cost (about a millisecond here) would be counted
+    as the server's overhead. It reads only what the openai client sends: a request line,
+    headers with Content-Length, and a JSON body.
+    """
+
+    def __init__(self, respond: Callable[[dict[str, Any]], Reply], served: list[int]) -> None:
+        self._respond = respond
+        self._served = served
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while (head_end := self._buffer.find(b"\r\n\r\n")) >= 0:
+            head = self._buffer[:head_end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self._buffer) < head_end + 4 + length:
+                return  # the rest of the body is still on its way
+            body = self._buffer[head_end + 4 : head_end + 4 + length]
+            self._buffer = self._buffer[head_end + 4 + length :]
+            asyncio.get_running_loop().create_task(self._answer(head[0], body))
+
+    async def _answer(self, request_line: str, body: bytes) -> None:
+        if not request_line.startswith("POST /v1/chat/completions "):
+            self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+            return
+        request = json.loads(body)
+        reply = self._respond(request)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        self._served[0] += 1
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-{self._served[0]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": "double-model",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content},
+                        "finish_reason": reply.finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": usage_of(request, reply.content),
+            },
+        )
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        data = json.dumps(payload).encode()
+        reason = "OK" if status == 200 else "Not Found"
+        self._transport.write(
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
 
 
 _CRITERIA = re.compile(r'Grade phase "\w+" \(.*?\)\. The criteria to judge are: ([\w, ]+)\.')
@@ -159,14 +250,25 @@ def make_responder(delay: float, counts: Counter[str]) -> Callable[[dict[str, An
 def serve_llm_double(conn: Connection, delay: float) -> None:
     """Run the double until told to stop; 'counts' returns (and resets) its call counts."""
     counts: Counter[str] = Counter()
-    with FastLLMDouble() as double:
-        double.default = make_responder(delay, counts)
-        conn.send(double.port)
-        while (message := conn.recv()) != "stop":
+    respond = make_responder(delay, counts)
+    served = [0]
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: LeanLLMDouble(respond, served), "127.0.0.1", 0, backlog=1024
+        )
+        conn.send(server.sockets[0].getsockname()[1])
+        while True:  # the pipe is read in a thread, so the loop keeps serving meanwhile
+            message = await asyncio.to_thread(conn.recv)
+            if message == "stop":
+                break
             if message == "counts":
                 conn.send(dict(counts))
                 counts.clear()
-                double.requests.clear()
+        server.close()
+
+    run_async(serve())
 
 
 class DoubleProcess:
@@ -256,21 +358,62 @@ def machine_jiffies() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+class CandidateConnection:
+    """One candidate's keep-alive HTTP/1.1 connection to the server: JSON in, JSON out.
+
+    Hand-written on purpose, as the double is: the client shares the machine's cores with
+    the server, and its time per request counts in every latency printed. httpx spent about
+    1.5 ms of CPU per request here (a load generator like wrk spends a few microseconds).
+    It reads what uvicorn sends for these routes: a status line, headers, a Content-Length
+    body.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port = parts.host, parts.port or 80
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        data = json.dumps(body).encode()
+        self._writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        head = (await self._reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        length = None
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise ConnectionError(f"a response without Content-Length: {head[0]}")
+        return int(head[0].split()[1]), await self._reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
 async def _timed(
-    client: httpx.AsyncClient, result: RunResult, kind: str, url: str, body: dict[str, Any]
-) -> httpx.Response | None:
+    client: CandidateConnection, result: RunResult, kind: str, path: str, body: dict[str, Any]
+) -> dict[str, Any] | None:
     started = time.perf_counter()
     try:
-        response = await client.post(url, json=body)
-    except httpx.HTTPError as exc:
+        status, data = await client.post(path, body)
+    except (OSError, asyncio.IncompleteReadError) as exc:
         result.errors[f"{kind}: {type(exc).__name__}"] += 1
         return None
     elapsed = (time.perf_counter() - started) * 1000
-    if response.status_code >= 400:
-        result.errors[f"{kind}: HTTP {response.status_code}"] += 1
+    if status >= 400:
+        result.errors[f"{kind}: HTTP {status}"] += 1
         return None
     result.times[kind].append(elapsed)
-    return response
+    return json.loads(data)  # type: ignore[no-any-return]
 
 
 async def _candidate(
@@ -279,25 +422,18 @@ async def _candidate(
     result: RunResult,
     *,
     all_created: asyncio.Barrier,
-    ssl_context: ssl.SSLContext,
     rng: random.Random,
 ) -> None:
     """Create the interview, wait for everyone else's, then answer and advance, pausing
     before each request (so with a think time, the creates do not arrive all at once either).
-
-    Each candidate has its own client and connection: httpx's connection pool scans all its
-    connections on every request, so one client with hundreds of them would make the client,
-    not the server, the bottleneck.
-    """
+    Each candidate has its own connection, as 200 people's browsers would."""
 
     async def think() -> None:
         if load.think_s:
             await asyncio.sleep(rng.uniform(0, 2 * load.think_s))
 
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=120, verify=ssl_context
-    ) as client:
+    client = CandidateConnection(url)
+    try:
         await think()
         created = await _timed(
             client, result, "create", "/v1/interviews", {"question_id": QUESTION_ID}
@@ -305,7 +441,7 @@ async def _candidate(
         await all_created.wait()
         if created is None:
             return
-        path = f"/v1/interviews/{created.json()['id']}"
+        path = f"/v1/interviews/{created['id']}"
         for answer in load.answers:
             await think()
             if await _timed(client, result, "answer", f"{path}/answers", {"text": answer}) is None:
@@ -315,8 +451,10 @@ async def _candidate(
             if advanced is None:
                 return
             result.turns += 2
-            if reason := (advanced.json().get("grade") or {}).get("fallback_reason"):
+            if reason := (advanced.get("grade") or {}).get("fallback_reason"):
                 result.fallbacks[reason[:100]] += 1
+    finally:
+        await client.close()
 
 
 async def drive(urls: list[str], load: Load) -> RunResult:
@@ -326,7 +464,6 @@ async def drive(urls: list[str], load: Load) -> RunResult:
     """
     result = RunResult()
     all_created = asyncio.Barrier(load.sessions + 1)
-    ssl_context = ssl.create_default_context()  # unused on http://, but made once, not per client
     tasks = [
         asyncio.create_task(
             _candidate(
@@ -334,7 +471,6 @@ async def drive(urls: list[str], load: Load) -> RunResult:
                 load,
                 result,
                 all_created=all_created,
-                ssl_context=ssl_context,
                 rng=random.Random(n),
             )
         )
@@ -437,14 +573,18 @@ def run_server(
             running.enter_context(ServerProcess(env, log_dir=log_dir)) for _ in range(instances)
         ]
         urls = [server.url for server in servers]
-        asyncio.run(drive(urls, warmup))
+        run_async(drive(urls, warmup))
         after_warmup()
+        # The client's own full garbage collections (its heap is large: 200 clients) would
+        # stall every candidate at once and be counted as the server's latency.
+        gc.collect()
+        gc.freeze()
         server_pids = [server.process.pid for server in servers if server.process]
         before_servers = sum(cpu_seconds(pid) for pid in server_pids)
         before_double = cpu_seconds(double_pid)
         client_before = time.process_time()
         machine_before = machine_jiffies()
-        result = asyncio.run(drive(urls, load))
+        result = run_async(drive(urls, load))
         machine_after = machine_jiffies()
         if machine_before and machine_after and machine_after[1] > machine_before[1]:
             result.machine_busy = (machine_after[0] - machine_before[0]) / (
@@ -521,7 +661,7 @@ def report_llm_run(
 ) -> tuple[float, float]:
     """Print one LLM run; returns (p50, p99) of the added latency of LLM-backed requests."""
     added = {
-        kind: [t - LLM_CALLS[kind] * delay_ms for t in times]
+        kind: [t - LLM_WAITS[kind] * delay_ms for t in times]
         for kind, times in result.times.items()
     }
     backed = added["create"] + added["advance"]
@@ -530,10 +670,10 @@ def report_llm_run(
     print(_header("added latency (ms)"))
     print(_row("create (1 LLM call)", added["create"]))
     print(_row("answer (no LLM call)", added["answer"]))
-    print(_row("advance (2 LLM calls)", added["advance"]))
+    print(_row("advance (2 LLM calls at once)", added["advance"]))
     print(_row("all LLM-backed requests", backed))
-    # Per answer/advance pair: 2 LLM calls and 2 pauses (each think_s on average).
-    ceiling = load.sessions * 2 / (2 * delay_ms / 1000 + 2 * load.think_s)
+    # Per answer/advance pair: one LLM wait and 2 pauses (each think_s on average).
+    ceiling = load.sessions * 2 / (delay_ms / 1000 + 2 * load.think_s)
     print(f"  turns/s: {turns_per_s:.0f} (ceiling with a zero-cost service: {ceiling:.0f})")
     print(result.cpu_line())
     expected = {
@@ -580,7 +720,7 @@ class ScaleRow:
     def of(cls, instances: int, mode: str, result: RunResult, *, delay_ms: float) -> ScaleRow:
         if mode == "llm":  # added latency of the LLM-backed requests, as in the LLM table
             samples = [
-                t - LLM_CALLS[kind] * delay_ms
+                t - LLM_WAITS[kind] * delay_ms
                 for kind in ("create", "advance")
                 for t in result.times[kind]
             ]

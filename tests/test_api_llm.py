@@ -8,6 +8,7 @@ quotes the candidate, interviewer-voice requests with the draft line unchanged.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,7 +201,9 @@ def test_repeated_failures_open_the_breaker_and_ops_endpoints_say_so(
     try:
         with httpx.Client(base_url=server.url, timeout=30) as api:
             iid = start_interview(api, ANSWER)  # the opening's voice call fails: 1
-            first = api.post(f"/v1/interviews/{iid}/advance").json()  # the grade fails: 2
+            # the grade fails: 2; the next opening's voice call, made at the same time, may
+            # be sent before the breaker opens, and fail as a third
+            first = api.post(f"/v1/interviews/{iid}/advance").json()
             assert first["grade"]["source"] == "offline"
             assert "HTTP 500" in first["grade"]["fallback_reason"]
 
@@ -218,8 +221,8 @@ def test_repeated_failures_open_the_breaker_and_ops_endpoints_say_so(
             api.post(f"/v1/interviews/{iid}/answers", json={"text": ESTIMATE})
             second = api.post(f"/v1/interviews/{iid}/advance").json()
             assert second["grade"]["source"] == "offline"
-            assert second["grade"]["fallback_reason"].startswith(
-                "LLM circuit breaker open after 2 failures"
+            assert re.match(
+                r"LLM circuit breaker open after [23] failures", second["grade"]["fallback_reason"]
             )
             assert len(double.requests) == sent, "an open breaker sends nothing to the LLM"
             assert candidate_texts(api, iid) == [ANSWER, ESTIMATE]

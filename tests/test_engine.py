@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -539,6 +542,51 @@ def test_voice_speaks_openings_pushbacks_and_closing_but_never_facts(
     spoken = {t.kind for t in session.turns if t.text.startswith("VOICE: ")}
     assert spoken == {"opening", "pushback", "closing"}
     assert voice.kinds.count("pushback") == 1 and voice.kinds[-1] == "report"
+
+
+class WaitingGrader(OfflineGrader):
+    """Grades only once the voice has begun the next opening (or gives up after 10 s)."""
+
+    def __init__(self, content: Content, voice_started: threading.Event) -> None:
+        super().__init__(content)
+        self.voice_started = voice_started
+        self.saw_voice_first: list[bool] = []
+
+    def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade:
+        self.saw_voice_first.append(self.voice_started.wait(timeout=10))
+        return super().grade_phase(request)
+
+
+class SignallingVoice(ShoutingVoice):
+    def __init__(self, started: threading.Event) -> None:
+        super().__init__()
+        self.started = started
+        self.candidate_texts: list[str] = []
+
+    def speak(self, **kwargs: Any) -> str:
+        self.started.set()
+        self.candidate_texts.append(kwargs["candidate_text"])
+        return super().speak(**kwargs)
+
+
+def test_advance_words_the_next_opening_while_the_phase_is_graded(
+    content: Content, clock: FakeClock
+) -> None:
+    """With an executor the voice's LLM call runs during the grade's: one wait, not two."""
+    started = threading.Event()
+    voice, grader = SignallingVoice(started), WaitingGrader(content, started)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        engine = InterviewEngine(content, grader, voice=voice, clock=clock, voice_executor=pool)
+        session = engine.start("twitter")
+        started.clear()  # the first opening was spoken at start
+        engine.answer(session, TWITTER["requirements"])
+        result = engine.advance(session)
+    assert grader.saw_voice_first == [True], "the grader ran while the voice was speaking"
+    assert [t.kind for t in result.turns] == ["feedback", "opening"]
+    assert result.turns[1].text.startswith("VOICE: Phase 2 of 6")
+    assert result.turns[1].phase == session.phase == "estimation"
+    assert voice.candidate_texts[-1] == TWITTER["requirements"]
+    assert session.phases[0].grade is not None and session.version == 3
 
 
 def test_session_json_round_trip_is_exact(engine: InterviewEngine) -> None:

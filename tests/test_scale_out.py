@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -226,7 +227,9 @@ def test_a_breaker_opened_on_one_instance_is_open_on_the_other(
     with httpx.Client(base_url=a.url, timeout=30) as on_a:
         iid = on_a.post("/v1/interviews", json={"question_id": "twitter"}).json()["id"]  # 1
         on_a.post(f"/v1/interviews/{iid}/answers", json={"text": "Users post tweets."})
-        first = on_a.post(f"/v1/interviews/{iid}/advance").json()  # the grade fails: 2
+        # the grade fails: 2 (the next opening's voice call, made at the same time, may
+        # be sent before the breaker opens, and fail as a third)
+        first = on_a.post(f"/v1/interviews/{iid}/advance").json()
         assert "HTTP 500" in first["grade"]["fallback_reason"]
 
     sent = len(llm.requests)
@@ -238,7 +241,7 @@ def test_a_breaker_opened_on_one_instance_is_open_on_the_other(
         on_b.post(f"/v1/interviews/{iid}/answers", json={"text": "Users post tweets."})
         grade = on_b.post(f"/v1/interviews/{iid}/advance").json()["grade"]
         assert grade["source"] == "offline"
-        assert grade["fallback_reason"].startswith("LLM circuit breaker open after 2 failures")
+        assert re.match(r"LLM circuit breaker open after [23] failures", grade["fallback_reason"])
     assert len(llm.requests) == sent, "B sent nothing to the LLM: A's breaker is shared"
 
 

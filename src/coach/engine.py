@@ -22,9 +22,11 @@ the work is done on a copy that replaces the session's fields only when everythi
 
 from __future__ import annotations
 
+import contextvars
 import re
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -158,12 +160,17 @@ class InterviewEngine:
         voice: InterviewerVoice | None = None,
         clock: Clock = utc_now,
         max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
+        voice_executor: Executor | None = None,
     ) -> None:
+        """`voice_executor`, when given, lets `advance` word the next phase's opening while the
+        phase is graded: the two LLM calls overlap, so an advance waits on the LLM once
+        instead of twice. Without it (the CLI, an offline voice) the voice speaks in turn."""
         self.content = content
         self.grader = grader
         self.voice: InterviewerVoice = voice or StaticVoice()
         self.clock = clock
         self.max_answer_chars = max_answer_chars
+        self.voice_executor = voice_executor
 
     # -- public API ------------------------------------------------------------------------
 
@@ -233,11 +240,15 @@ class InterviewEngine:
         now = self.clock()
         state = work.phases[work.phase_index]
         state.ended_at = now
+        last_phase = work.phase_index == len(PHASE_IDS) - 1
+        # The next phase's opening depends only on that phase and on what the candidate said,
+        # never on the grade, so it is worded while the phase is graded.
+        opening = None if last_phase else self._start_opening(question, work)
         grade = self._grade(work, question, leaving)
         state.grade = grade
         turns = [self._interviewer(work, "feedback", leaving, self._feedback_line(grade, state))]
 
-        if work.phase_index == len(PHASE_IDS) - 1:
+        if opening is None:
             report, closing = self._finish(work, question, now)
             turns.append(closing)
             self._commit(session, work)
@@ -247,10 +258,7 @@ class InterviewEngine:
 
         work.phase_index += 1
         work.phases[work.phase_index].started_at = now
-        nxt = self.content.phase(work.phase)
-        draft = f"{self._phase_intro(nxt.id)} {nxt.opening_question}"
-        line = self._speak("opening", question, work, draft)
-        turns.append(self._interviewer(work, "opening", nxt.id, line))
+        turns.append(self._interviewer(work, "opening", work.phase, opening.result()))
         self._commit(session, work)
         return AdvanceResult(outcome="advanced", phase=work.phase, grade=grade, turns=turns)
 
@@ -325,6 +333,25 @@ class InterviewEngine:
             draft=draft,
             candidate_text=session.candidate_text(),
         )
+
+    def _start_opening(self, question: Question, session: Session) -> Future[str]:
+        """The next phase's opening line, worded on `voice_executor` when there is one."""
+        nxt = self.content.phases[session.phase_index + 1]
+        draft = f"{self._phase_intro(nxt.id)} {nxt.opening_question}"
+        said = session.candidate_text()  # read here: the session changes while the voice runs
+
+        def speak() -> str:
+            return self.voice.speak(
+                kind="opening", question=question, phase=nxt.id, draft=draft, candidate_text=said
+            )
+
+        if self.voice_executor is None:
+            done: Future[str] = Future()
+            done.set_result(speak())
+            return done
+        # A copy of this thread's context, so the voice's call sees the same LLM hooks
+        # (its purpose keeps it out of a feedback token stream).
+        return self.voice_executor.submit(contextvars.copy_context().run, speak)
 
     def _interviewer(
         self,

@@ -28,7 +28,7 @@ from coach.grading.port import Grader
 from coach.grading.upload import grade_answer
 from coach.store import GradingRecord, InterviewSummary, LLMCallLog, Store
 from coach.text_input import clean_text
-from coach.voice import InterviewerVoice
+from coach.voice import InterviewerVoice, StaticVoice
 
 if TYPE_CHECKING:
     from coach.jobs import GradingQueue
@@ -84,11 +84,19 @@ class CoachService:
         self.grader = grader or make_grader(settings, self.content)
         breaker = getattr(self.grader, "breaker", None)
         self.voice = voice or make_voice(settings, self.content, breaker=breaker)
+        # With an LLM voice, an advance words the next opening on these threads while it
+        # grades (one LLM wait instead of two); one thread per request thread at most.
+        self._voice_threads: ThreadPoolExecutor | None = None
+        if not isinstance(self.voice, StaticVoice):
+            self._voice_threads = ThreadPoolExecutor(
+                max_workers=settings.resolved_request_threads, thread_name_prefix="coach-voice"
+            )
         self.engine = InterviewEngine(
             self.content,
             self.grader,
             voice=self.voice,
             max_answer_chars=settings.max_answer_chars,
+            voice_executor=self._voice_threads,
         )
         self._jobs = ThreadPoolExecutor(
             max_workers=settings.job_threads, thread_name_prefix="coach-grading"
@@ -134,6 +142,8 @@ class CoachService:
         if self._keeper is not None:
             self._keeper.join()
         self._jobs.shutdown(wait=True, cancel_futures=True)
+        if self._voice_threads is not None:
+            self._voice_threads.shutdown(wait=True, cancel_futures=True)
         if self.call_log is not None:
             self.call_log.close()
         self.store.close()

@@ -5,6 +5,7 @@ No import-time side effects: tests and `coach serve` each build their own app.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,8 @@ from coach.slack.routes import slack_router
 from coach.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
+
+GC_THRESHOLDS = (10_000, 20, 20)  # the garbage collector's generations, in a serving process
 
 
 def _redis_reason(settings: Settings, exc: Exception) -> str:
@@ -67,9 +70,19 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
             call_log.add(record)
 
         remove_observer = add_call_observer(on_llm_call)
+        # What is alive now (modules, content, schemas, the app) lives as long as the
+        # process. Frozen, it is left out of the collector's full passes, which otherwise
+        # rescan it all and stopped every request for 60-100 ms a few times a minute. A
+        # request allocates thousands of short-lived objects, so the youngest generation is
+        # collected every 10,000 allocations instead of 700: measured offline on 2 cores,
+        # server CPU per request fell from 2.0 to 1.7 ms.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
+            gc.unfreeze()  # a process that builds many apps (the tests) can free old ones
             remove_observer()
             svc.close()  # after its jobs, it writes the call records still queued
 
