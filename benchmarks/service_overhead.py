@@ -375,15 +375,32 @@ class CandidateConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
         data = json.dumps(body).encode()
-        self._writer.write(
+        request = (
             f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
             + data
         )
+        # uvicorn closes a connection idle for 5 s (a long think time): open a new one, as
+        # a browser does, also when the close crossed this request on the wire.
+        reused = self._reader is not None and not self._reader.at_eof()
+        if not reused:
+            await self._connect()
+        try:
+            return await self._exchange(request)
+        except asyncio.IncompleteReadError as exc:
+            if not reused or exc.partial:
+                raise
+        await self._connect()
+        return await self._exchange(request)
+
+    async def _connect(self) -> None:
+        await self.close()
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(request)
         head = (await self._reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         length = None
         for line in head[1:]:
@@ -397,6 +414,7 @@ class CandidateConnection:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._reader = self._writer = None
 
 
 async def _timed(

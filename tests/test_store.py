@@ -19,11 +19,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text
 from typer.testing import CliRunner
 
 from api_testing import wait_until
 from coach.cli import app
+from coach.config import Settings
 from coach.content import Content
 from coach.engine import InterviewEngine
 from coach.errors import (
@@ -561,6 +562,27 @@ def test_sqlite_file_is_created_in_wal_mode_with_a_busy_timeout(tmp_path: Path) 
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_busy_threads_reuse_the_pooled_connections_instead_of_opening_new_ones(
+    database_url: str, engine: InterviewEngine
+) -> None:
+    """COACH_DB_POOL_SIZE connections stay open: as many threads as that never open more."""
+    settings = Settings(database_url=database_url, db_pool_size=6)
+    with Store.from_settings(settings) as store:
+        store.upgrade()
+        assert store.engine.pool.size() == 6  # type: ignore[attr-defined]
+        session = engine.start("twitter")
+        store.create_interview(session, owner=None)
+        opened = [0]
+        event.listen(store.engine, "connect", lambda *_: opened.__setitem__(0, opened[0] + 1))
+        run_threads(6, lambda _: [store.get_interview(session.id, owner=None) for _ in range(40)])
+        # one was open already; a pool of 5 (SQLAlchemy's default) would open and close an
+        # extra connection for every transaction the sixth thread makes
+        assert opened[0] <= 5
+    defaults = {"sqlite": 32, "postgresql": 10}
+    with Store.from_settings(Settings(database_url=database_url)) as store:
+        assert store.engine.pool.size() == defaults[store.engine.dialect.name]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

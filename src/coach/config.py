@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         "200 with an LLM (each request waiting on the LLM holds one), 16 without (the work is "
         "all CPU, and more threads only take turns at the interpreter lock).",
     )
+    db_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Database connections one process keeps open (as many more are opened "
+        "for bursts, then closed). Unset: 32 with SQLite, 10 with PostgreSQL (mind its "
+        "max_connections across processes).",
+    )
     job_lease_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -178,6 +185,12 @@ class Settings(BaseSettings):
         if self.request_threads is not None:
             return self.request_threads
         return 200 if self.llm_enabled else 16
+
+    @property
+    def resolved_db_pool_size(self) -> int:
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return 32 if self.resolved_database_url.startswith("sqlite") else 10
 
     @property
     def slack_enabled(self) -> bool:

@@ -239,9 +239,9 @@ class Store:
         store.save_interview(session, expected_version=version)   # or InterviewConflictError
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int | None = None) -> None:
         self._url = normalize_url(url)
-        self.engine = make_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo, pool_size=pool_size)
         # SQLite lets one writer in at a time, and a writer that finds the lock taken polls:
         # its busy handler sleeps 1, 2, 5, 10... ms between tries, so under load a short wait
         # turned into many milliseconds. This process's own writers queue on a lock instead and
@@ -253,7 +253,7 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """The store for `COACH_DATABASE_URL`, or the SQLite file in the data folder."""
-        return cls(settings.resolved_database_url)
+        return cls(settings.resolved_database_url, pool_size=settings.resolved_db_pool_size)
 
     @property
     def display_url(self) -> str:
