@@ -77,8 +77,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -369,8 +369,8 @@ class CandidateConnection:
     """
 
     def __init__(self, url: str) -> None:
-        parts = httpx.URL(url)
-        self.host, self.port = parts.host, parts.port or 80
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 

@@ -219,6 +219,39 @@ def test_interview_round_trips_and_answers_and_grades_land_in_their_tables(
     )
 
 
+def test_processes_taking_turns_on_one_interview_keep_every_turn_and_grade_row(
+    store: Store, database_url: str, engine: InterviewEngine
+) -> None:
+    """Two stores on one database, as two server processes behind a load balancer: each
+    save writes exactly the new turn and grade rows, whichever process loaded the version."""
+    first = store
+    with Store(database_url) as second, Store(database_url) as reader:
+        session = engine.start("twitter")
+        first.create_interview(session, owner=None)
+        texts = [REQUIREMENTS, "Reads dominate writes about a hundred to one.", "More."]
+        for n, text in enumerate(texts):
+            loader, saver = (first, second) if n % 2 else (second, first)
+            current = loader.get_interview(session.id, owner=None)
+            version = current.version
+            engine.answer(current, text)
+            if n < 2:
+                engine.advance(current)
+            saver.save_interview(current, expected_version=version)
+            # saves 2 and 3 come from a store that never loaded the version they change
+            stored = reader.get_interview(session.id, owner=None)
+            assert stored == current
+            assert stored_turns(first, session.id) == [
+                (seq, turn.kind, turn.text) for seq, turn in enumerate(stored.turns)
+            ]
+        with first.engine.connect() as conn:
+            phases = conn.scalars(
+                select(PhaseGradeRow.phase)
+                .where(PhaseGradeRow.interview_id == session.id)
+                .order_by(PhaseGradeRow.id)
+            ).all()
+        assert phases == ["requirements", "estimation"]
+
+
 def test_list_interviews_is_newest_first_filters_by_candidate_and_shows_the_score(
     store: Store, engine: InterviewEngine
 ) -> None:

@@ -224,6 +224,33 @@ class SlackPractice(StoreModel):
 # --- the store -------------------------------------------------------------------------------
 
 
+class _StoredRows:
+    """What the turns and phase-grade tables hold for an interview at a given version.
+
+    Each version of an interview is saved exactly once (the version check), together with its
+    turn and grade rows, so (id, version) -> (turn count, graded phases) never goes stale and
+    holds for every process. A save that finds the version it started from here skips two
+    queries (the last turn's number, the graded phases); one that does not asks the tables.
+    Bounded: the oldest entries go first.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, session: Session) -> None:
+        graded = frozenset(state.phase for state in session.phases if state.grade is not None)
+        with self._lock:
+            self._rows[(session.id, session.version)] = (len(session.turns), graded)
+            while len(self._rows) > self.LIMIT:
+                del self._rows[next(iter(self._rows))]
+
+    def at(self, interview_id: str, version: int) -> tuple[int, frozenset[str]] | None:
+        return self._rows.get((interview_id, version))
+
+
 class Store:
     """Persistence for coach, on SQLite (embedded default) or PostgreSQL.
 
@@ -249,6 +276,7 @@ class Store:
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if is_sqlite(self._url) else nullcontext()
         )
+        self._stored_rows = _StoredRows()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -316,12 +344,13 @@ class Store:
                     },
                 )
                 self._insert_turns(conn, session, start=0)
-                self._upsert_grades(conn, session)
+                self._upsert_grades(conn, session, stored=frozenset())
         except IntegrityError:
             raise InterviewConflictError(
                 f"Interview {session.id} is already stored. Save changes to it with "
                 "save_interview, or start a new interview."
             ) from None
+        self._stored_rows.remember(session)
 
     def get_interview(self, interview_id: str, *, owner: str | None) -> Session:
         """The interview as the engine left it; other owners' interviews do not exist here."""
@@ -339,12 +368,14 @@ class Store:
                 "the API token that started it."
             )
         try:
-            return Session.model_validate_json(raw)
+            session = Session.model_validate_json(raw)
         except ValidationError as exc:
             raise CoachError(
                 f"Stored interview {interview_id} is damaged ({exc.errors()[0]['msg']}). "
                 "Start a new interview."
             ) from exc
+        self._stored_rows.remember(session)
+        return session
 
     def save_interview(self, session: Session, *, expected_version: int) -> None:
         """Save the engine's changes if nobody saved since `expected_version` was loaded.
@@ -378,9 +409,16 @@ class Store:
                     f"{stored}, this change started from {expected_version}). Reload the "
                     "interview and try again."
                 )
-            last = conn.scalar(_LAST_TURN, {"interview_id": session.id})
-            self._insert_turns(conn, session, start=0 if last is None else last + 1)
-            self._upsert_grades(conn, session)
+            known = self._stored_rows.at(session.id, expected_version)
+            if known is None:  # loaded elsewhere (another process): ask the tables
+                last = conn.scalar(_LAST_TURN, {"interview_id": session.id})
+                turns = 0 if last is None else last + 1
+                graded = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
+            else:
+                turns, graded = known
+            self._insert_turns(conn, session, start=turns)
+            self._upsert_grades(conn, session, stored=graded)
+        self._stored_rows.remember(session)
 
     def list_interviews(
         self, *, owner: str | None, candidate: str | None = None
@@ -451,12 +489,11 @@ class Store:
             conn.execute(_INSERT_TURNS, rows)
 
     @staticmethod
-    def _upsert_grades(conn: Connection, session: Session) -> None:
+    def _upsert_grades(conn: Connection, session: Session, *, stored: frozenset[str]) -> None:
         """Insert the phase grades not stored yet; a phase is graded once, so none changes."""
         graded = [state for state in session.phases if state.grade is not None]
         if not graded:
             return
-        stored = set(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
         rows = [
             {
                 "interview_id": session.id,
