@@ -38,7 +38,7 @@ from coach.errors import (
 from coach.grading.offline import OfflineGrader
 from coach.llm import LLMCallRecord
 from coach.store import LLMCallLog, Store
-from coach.store.database import normalize_url
+from coach.store.database import make_engine, normalize_url
 from coach.store.migrate import alembic_config, head_revision
 from coach.store.tables import ApiToken, Base, LLMCall, PhaseGradeRow, TurnRow
 
@@ -595,6 +595,27 @@ def test_sqlite_file_is_created_in_wal_mode_with_a_busy_timeout(tmp_path: Path) 
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_pooled_postgresql_connection_killed_while_idle_is_replaced_unnoticed(
+    database_url: str,
+) -> None:
+    """A server restart or an idle timeout kills pooled connections; the next use works."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to drop its connections")
+    engine, other = make_engine(database_url, idle_ping_seconds=0.05), make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with other.connect() as admin:  # the first now idles in its pool
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+            admin.commit()
+        time.sleep(0.1)
+        with engine.connect() as conn:  # the pool's only connection is the killed one
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != first_pid
+    finally:
+        engine.dispose()
+        other.dispose()
 
 
 def test_busy_threads_reuse_the_pooled_connections_instead_of_opening_new_ones(
