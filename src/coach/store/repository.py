@@ -410,10 +410,10 @@ class Store:
                     "interview and try again."
                 )
             known = self._stored_rows.at(session.id, expected_version)
-            if known is None:  # loaded elsewhere (another process): ask the tables
+            graded: frozenset[str] | None = None  # None: loaded elsewhere, ask the tables
+            if known is None:
                 last = conn.scalar(_LAST_TURN, {"interview_id": session.id})
                 turns = 0 if last is None else last + 1
-                graded = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
             else:
                 turns, graded = known
             self._insert_turns(conn, session, start=turns)
@@ -489,11 +489,18 @@ class Store:
             conn.execute(_INSERT_TURNS, rows)
 
     @staticmethod
-    def _upsert_grades(conn: Connection, session: Session, *, stored: frozenset[str]) -> None:
-        """Insert the phase grades not stored yet; a phase is graded once, so none changes."""
+    def _upsert_grades(
+        conn: Connection, session: Session, *, stored: frozenset[str] | None
+    ) -> None:
+        """Insert the phase grades not stored yet; a phase is graded once, so none changes.
+
+        `stored` is the phases already in the table; None looks them up (only when needed).
+        """
         graded = [state for state in session.phases if state.grade is not None]
         if not graded:
             return
+        if stored is None:
+            stored = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
         rows = [
             {
                 "interview_id": session.id,
