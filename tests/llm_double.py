@@ -62,6 +62,8 @@ class Reply:
     error_after_chunks: int | None = None
     stream_error_message: str = "scripted stream failure"
     send_usage: bool = True
+    raw_body: bytes | None = None  # sent as the whole 200 body instead of a chat.completion
+    raw_content_type: str = "application/json"
 
     @classmethod
     def json(
@@ -81,6 +83,11 @@ class Reply:
     @classmethod
     def text(cls, content: str) -> Reply:
         return cls(content=content)
+
+    @classmethod
+    def raw(cls, body: bytes, content_type: str = "application/json") -> Reply:
+        """A 200 whose body is not a chat completion: a wrong base URL, a broken proxy."""
+        return cls(raw_body=body, raw_content_type=content_type)
 
     @classmethod
     def cut_off(cls, content: str) -> Reply:
@@ -200,6 +207,8 @@ class LLMDouble:
                     status_code=reply.status,
                     headers=reply.headers,
                 )
+            if reply.raw_body is not None:
+                return Response(reply.raw_body, media_type=reply.raw_content_type)
             created = int(time.time())
             usage = self._usage(body, reply.content)
             if body.get("stream"):

@@ -80,6 +80,26 @@ def test_unusable_replies_are_invalid_output(llm: LLMDouble, reply: Reply, messa
 @pytest.mark.parametrize(
     ("reply", "message"),
     [
+        (Reply.raw(b"<html><body>Sign in</body></html>", "text/html"), "no choices.*Sign in"),
+        (Reply.raw(b'{"choices": [{"message": {"content": "{\\"li'), "no choices.*/v1"),
+        (Reply.raw(b'{"object": "list", "data": []}'), "no choices.*OpenAI-compatible"),
+    ],
+    ids=["html-page", "broken-json-body", "not-a-completion"],
+)
+def test_a_reply_that_is_not_a_chat_completion_is_invalid_output_saying_so(
+    llm: LLMDouble, reply: Reply, message: str
+) -> None:
+    """A base URL pointing at the wrong server answers 200 with something else entirely."""
+    llm.script(reply)
+    client = LLMClient(double_settings(llm))
+
+    with pytest.raises(LLMInvalidOutputError, match=message):
+        client.complete_json(MESSAGES, SCHEMA, max_tokens=50, validate=Line)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
         (Reply.error(500, "boom"), "HTTP 500: boom"),
         (Reply.error(503, "overloaded"), "HTTP 503"),
         (Reply.rate_limited(retry_after=7), "429.*retry after 7s"),
