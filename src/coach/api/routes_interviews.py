@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 
@@ -147,7 +148,10 @@ async def advance_stream(
 ) -> EventSourceResponse:
     """Like /advance, as Server-Sent Events: `token` events while the LLM writes, then one
     `grade` event with the validated result (or one `error` event). Offline: `grade` at once."""
-    service.get_interview(interview_id, owner=owner)  # 404 before the stream starts
+    # 404 before the stream starts; a database read, so not on the event loop.
+    await anyio.to_thread.run_sync(
+        functools.partial(service.get_interview, interview_id, owner=owner)
+    )
     expected = body.phase if body else None
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str] = asyncio.Queue()
