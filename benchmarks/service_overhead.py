@@ -8,7 +8,8 @@ Setup. The real server runs as `coach serve` does (uvicorn, in its own process,
 tests/server_process.py) on 127.0.0.1, with its LLM pointed at an OpenAI-protocol double
 (LeanLLMDouble below: the wire format of tests/llm_double.py served from a bare asyncio
 protocol, so that its own cost stays small), which runs in a third process and answers every
-chat completion after a fixed delay with a valid reply: a phase grade whose criteria quote the
+chat completion a fixed delay after the request arrived (reading the prompt is part of a
+model's time, as with a real one) with a valid reply: a phase grade whose criteria quote the
 candidate's real text, or the interviewer's draft line back unchanged. One asyncio process
 plays `--sessions` candidates at once, each with its own keep-alive connection: every
 candidate creates an interview (POST /v1/interviews: one LLM call, the interviewer's
@@ -149,6 +150,7 @@ class LeanLLMDouble(asyncio.Protocol):
         self._served = served
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
+        self._answering: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -166,16 +168,19 @@ class LeanLLMDouble(asyncio.Protocol):
                 return  # the rest of the body is still on its way
             body = self._buffer[head_end + 4 : head_end + 4 + length]
             self._buffer = self._buffer[head_end + 4 + length :]
-            asyncio.get_running_loop().create_task(self._answer(head[0], body))
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self._answer(head[0], body, arrived=loop.time()))
+            self._answering.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._answering.discard)
 
-    async def _answer(self, request_line: str, body: bytes) -> None:
+    async def _answer(self, request_line: str, body: bytes, *, arrived: float) -> None:
         if not request_line.startswith("POST /v1/chat/completions "):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
             return
         request = json.loads(body)
         reply = self._respond(request)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay:  # counted from the request's arrival: a model's time includes reading it
+            await asyncio.sleep(reply.delay - (asyncio.get_running_loop().time() - arrived))
         self._served[0] += 1
         self._send(
             200,
