@@ -387,8 +387,8 @@ class CandidateConnection:
             f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
             + data
         )
-        # uvicorn closes a connection idle for 5 s (a long think time): open a new one, as
-        # a browser does, also when the close crossed this request on the wire.
+        # The server closes a connection idle for COACH_KEEP_ALIVE_SECONDS: open a new one,
+        # as a browser does, also when the close crossed this request on the wire.
         reused = self._reader is not None and not self._reader.at_eof()
         if not reused:
             await self._connect()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from coach.config import Settings
 from llm_double import free_port
 
 
@@ -68,6 +69,10 @@ class ServerProcess(ChildProcess):
                 str(self.port),
                 "--log-level",
                 "warning",
+                # As `coach serve` runs it (its timeout_keep_alive).
+                "--timeout-keep-alive",
+                env.get("COACH_KEEP_ALIVE_SECONDS")
+                or str(Settings.model_fields["keep_alive_seconds"].default),
             ],
             env=env,
             stdout=log,

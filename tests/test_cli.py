@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from coach.config import Settings
 from coach.content import PHASE_IDS, Content
+from llm_double import free_port
 
 _SCRIPT = Path(sys.executable).with_name("coach")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "coach.cli"]
@@ -328,3 +331,49 @@ def test_broken_content_names_the_file_and_field(env: dict[str, str], tmp_path: 
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert "twitter.yaml" in result.stderr and "difficulty" in result.stderr
+
+
+def _get_healthz(sock: socket.socket) -> bytes:
+    """One keep-alive GET /healthz on `sock`: the response, or b"" when the server closed it."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+    return sock.recv(65536)
+
+
+def test_serve_prints_its_url_and_keeps_idle_connections_as_configured(
+    env: dict[str, str],
+) -> None:
+    """`coach serve` (the README's main command) answers at the URL it prints, and holds an
+    idle connection open for COACH_KEEP_ALIVE_SECONDS (uvicorn alone closes it after 5 s)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [*COMMAND, "serve", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**env, "COACH_KEEP_ALIVE_SECONDS": "2"},
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline().decode()
+        assert f"coach is serving at http://127.0.0.1:{port}/" in first, first
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "coach serve did not listen within 30 s"
+                time.sleep(0.1)
+        with sock:
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(1)  # idle for less than the keep-alive: the same connection serves
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(3.5)  # idle for longer: the server has closed it
+            try:
+                answered = _get_healthz(sock)
+            except ConnectionError:
+                answered = b""
+            assert answered == b"", "an idle connection outlived COACH_KEEP_ALIVE_SECONDS=2"
+    finally:
+        server.terminate()
+        server.wait(15)

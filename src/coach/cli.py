@@ -593,6 +593,7 @@ def serve_command(
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level="warning",
     )
 

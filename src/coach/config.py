@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="Server processes; more than one needs PostgreSQL."
     )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="How long `coach serve` keeps an idle HTTP connection open. Above the 60 s "
+        "idle timeout of common load balancers, so a balancer never reuses a connection the "
+        "server has just closed (a 502); a candidate thinking between requests keeps theirs.",
+    )
     auth: Literal["none", "token"] = Field(
         default="none",
         description="none: local single-user mode, no login; token: every API call needs a "
