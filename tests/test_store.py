@@ -704,3 +704,33 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None
     assert result.output.startswith("error: Cannot use the database at postgresql+psycopg://")
     assert "s3cret-pw" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_failed_save_after_a_read_on_the_same_connection_leaves_nothing_half_written(
+    database_url: str, engine: InterviewEngine
+) -> None:
+    """Loading an interview is one statement outside a transaction (no BEGIN/COMMIT round
+    trips). The pooled connection must come back transactional: a save that fails halfway on
+    it keeps none of its writes."""
+    with Store(database_url, pool_size=1) as store:  # every step below uses one connection
+        store.upgrade()
+        session = engine.start("twitter")
+        store.create_interview(session, owner=None)
+        loaded = store.get_interview(session.id, owner=None)
+        version, turns = loaded.version, len(loaded.turns)
+        engine.answer(loaded, "Users post short messages; reads outnumber writes 100 to 1.")
+
+        def fail_on_turns(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO TURNS"):
+                raise RuntimeError("the disk filled up")
+
+        event.listen(store.engine, "before_cursor_execute", fail_on_turns)
+        try:
+            with pytest.raises(RuntimeError, match="disk filled up"):
+                store.save_interview(loaded, expected_version=version)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", fail_on_turns)
+
+        again = store.get_interview(session.id, owner=None)
+        assert (again.version, len(again.turns)) == (version, turns), "the update was kept"
+        assert len(stored_turns(store, session.id)) == turns

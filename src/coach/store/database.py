@@ -24,6 +24,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 # Execution option that marks a connection whose transaction will write (see module docstring).
 WRITE_OPTION = "coach_write"
+# Execution option that marks a SQLite connection running one read statement, no transaction.
+SINGLE_READ_OPTION = "coach_single_read"
 # A PostgreSQL connection back from the pool after this long idle is tested first (see below).
 IDLE_PING_SECONDS = 1.0
 _IDLE_SINCE = "coach_idle_since"
@@ -59,6 +61,19 @@ def redact(url: str | URL) -> str:
 
 def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
+
+
+def single_read_options(url: URL) -> dict[str, Any]:
+    """Execution options for a connection that runs one read statement outside a transaction.
+
+    One SELECT reads a consistent snapshot by itself. On PostgreSQL, autocommit leaves out
+    psycopg's BEGIN and the COMMIT: two of the three round trips of a one-query read. On
+    SQLite, where pysqlite's implicit BEGIN is off, the option tells the begin hook below to
+    emit none (SQLAlchemy's own AUTOCOMMIT would switch pysqlite's back on when reset).
+    """
+    if is_sqlite(url):
+        return {SINGLE_READ_OPTION: True}
+    return {"isolation_level": "AUTOCOMMIT"}
 
 
 def _sqlite_in_memory(url: URL) -> bool:
@@ -150,5 +165,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout for it), so a
         # writing transaction never has to upgrade a read snapshot, which SQLite refuses.
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        options = conn.get_execution_options()
+        if options.get(SINGLE_READ_OPTION, False):
+            return  # one statement, in SQLite's autocommit mode
+        write = options.get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

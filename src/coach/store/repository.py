@@ -53,7 +53,13 @@ from coach.errors import (
 )
 from coach.grading.models import Report
 from coach.store import migrate
-from coach.store.database import WRITE_OPTION, is_sqlite, make_engine, normalize_url
+from coach.store.database import (
+    WRITE_OPTION,
+    is_sqlite,
+    make_engine,
+    normalize_url,
+    single_read_options,
+)
 from coach.store.tables import (
     NAME_LENGTH,
     ApiToken,
@@ -277,6 +283,7 @@ class Store:
             threading.RLock() if is_sqlite(self._url) else nullcontext()
         )
         self._stored_rows = _StoredRows()
+        self._single_read_options = single_read_options(self._url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -356,7 +363,7 @@ class Store:
         """The interview as the engine left it; other owners' interviews do not exist here."""
         raw = None
         if _findable(interview_id) and _findable(owner):
-            with self._transaction() as conn:
+            with self._single_read() as conn:
                 if owner is None:
                     raw = conn.scalar(_SESSION_OF_UNOWNED, {"interview_id": interview_id})
                 else:
@@ -443,7 +450,7 @@ class Store:
             if not _findable(candidate):
                 return []
             query = query.where(Candidate.name == candidate)
-        with self._transaction() as conn:
+        with self._single_read() as conn:
             rows = conn.execute(query).mappings().all()
         return [InterviewSummary.model_validate(dict(row)) for row in rows]
 
@@ -610,7 +617,7 @@ class Store:
         """The grading and, once done, its report; other owners' gradings do not exist here."""
         if not (_findable(grading_id) and _findable(owner)):
             raise self._grading_not_found(grading_id)
-        with self._transaction() as conn:
+        with self._single_read() as conn:
             record = self._grading(conn, Grading.id == grading_id, _owned_by(Grading.owner, owner))
         if record is None:
             raise self._grading_not_found(grading_id)
@@ -704,7 +711,7 @@ class Store:
         """The id of the live token with this secret; None for unknown or revoked ones."""
         if not secret.startswith(TOKEN_PREFIX):
             return None
-        with self._transaction() as conn:
+        with self._single_read() as conn:
             return conn.scalar(_TOKEN_FOR_HASH, {"token_hash": hash_secret(secret)})
 
     def list_tokens(self) -> list[TokenInfo]:
@@ -965,12 +972,28 @@ class Store:
     @contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
         """One short transaction; database outages become StoreUnavailableError here."""
+        lock = self._write_lock if write else nullcontext()
+        with self._database_errors(), lock, self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _single_read(self) -> Iterator[Connection]:
+        """A connection for exactly one read statement, outside any transaction.
+
+        For the reads every request makes: on PostgreSQL it saves the BEGIN and COMMIT round
+        trips (see `single_read_options`). Never for two statements that must agree.
+        """
+        with self._database_errors(), self.engine.connect() as conn:
+            yield conn.execution_options(**self._single_read_options)
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Outages become StoreUnavailableError; a value the database refuses, InputError."""
         try:
-            with self._write_lock if write else nullcontext(), self.engine.connect() as conn:
-                if write:
-                    conn.execution_options(**{WRITE_OPTION: True})
-                with conn.begin():
-                    yield conn
+            yield
         except (OperationalError, ProgrammingError) as exc:
             raise self._unavailable(exc) from exc
         except DataError as exc:  # a value this database cannot hold: the caller's input
