@@ -334,9 +334,21 @@ def test_broken_content_names_the_file_and_field(env: dict[str, str], tmp_path: 
 
 
 def _get_healthz(sock: socket.socket) -> bytes:
-    """One keep-alive GET /healthz on `sock`: the response, or b"" when the server closed it."""
+    """One keep-alive GET /healthz on `sock`: the whole response's head, or b"" when the
+    server had closed the connection."""
     sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
-    return sock.recv(65536)
+    data = b""
+    while b"\r\n\r\n" not in data:  # the head and the body may come in separate reads
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE)
+    assert length is not None, head
+    while len(body) < int(length.group(1)) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head
 
 
 def test_serve_prints_its_url_and_keeps_idle_connections_as_configured(
