@@ -570,14 +570,13 @@ def serve_command(
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
     settings = _settings().model_copy(update=overrides)
+    if settings.workers > 1 and settings.uses_sqlite:
+        raise CoachError(
+            "Several workers need a shared database: set COACH_DATABASE_URL to PostgreSQL, "
+            "or run one worker with SQLite."
+        )
     store = Store.from_settings(settings)
     try:
-        sqlite = store.display_url.startswith("sqlite")
-        if settings.workers > 1 and sqlite:
-            raise CoachError(
-                "Several workers need a shared database: set COACH_DATABASE_URL to PostgreSQL, "
-                "or run one worker with SQLite."
-            )
         store.upgrade()  # the embedded default migrates itself; PostgreSQL is a no-op if current
     finally:
         store.close()
@@ -616,7 +615,7 @@ def worker_command(
             "coach worker takes jobs from Redis: set COACH_REDIS_URL (e.g. "
             "redis://127.0.0.1:6379/0) here and on every `coach serve` instance."
         )
-    if settings.resolved_database_url.startswith("sqlite"):
+    if settings.uses_sqlite:
         raise CoachError(
             "coach worker shares the database with the serving instances: set "
             "COACH_DATABASE_URL to the same PostgreSQL database they use."

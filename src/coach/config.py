@@ -194,10 +194,15 @@ class Settings(BaseSettings):
         return 200 if self.llm_enabled else 16
 
     @property
+    def uses_sqlite(self) -> bool:
+        """The embedded SQLite file (or another SQLite URL), rather than a database server."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
     def resolved_db_pool_size(self) -> int:
         if self.db_pool_size is not None:
             return self.db_pool_size
-        return 32 if self.resolved_database_url.startswith("sqlite") else 10
+        return 32 if self.uses_sqlite else 10
 
     @property
     def slack_enabled(self) -> bool:

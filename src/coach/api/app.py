@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.resolved_request_threads
         svc = app.state.service
-        if settings.resolved_database_url.startswith("sqlite"):
+        if settings.uses_sqlite:
             svc.store.upgrade()  # the embedded default migrates itself
         resumed = svc.start_jobs()
         if resumed:
