@@ -44,6 +44,9 @@ class ServerProcess(ChildProcess):
             httpx.get(server.url + "/healthz")
     """
 
+    # What uvicorn serves: coach's app factory (benchmarks/stack_floor.py serves another).
+    app_options: tuple[str, ...] = ("coach.api.app:create_app",)
+
     def __init__(self, env: dict[str, str], *, log_dir: Path, port: int | None = None) -> None:
         self.env = env
         self.port = port or free_port()
@@ -61,7 +64,7 @@ class ServerProcess(ChildProcess):
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "coach.api.app:create_app",
+                *self.app_options,
                 "--factory",
                 "--host",
                 "127.0.0.1",

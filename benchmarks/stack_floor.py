@@ -1,0 +1,251 @@
+"""The floor under service_overhead.py's targets: what FastAPI, uvicorn and the openai client
+add on this machine before coach does any work of its own. Prints p50/p95/p99.
+
+Run: .venv/bin/python benchmarks/stack_floor.py [--sessions 200] [--llm-delay-ms 200]
+         [--phases 3] [--think-ms 3000]
+
+A bare FastAPI app, served by uvicorn in its own process on 127.0.0.1 as `coach serve` serves
+coach (same keep-alive, same request threads), has one route that does what an advance does
+on the wire and nothing else: from a sync route it posts a grade prompt with the openai
+client and, on a second thread at the same time, an interviewer-voice prompt, then returns
+both replies as JSON. The prompts are coach's own, rendered once at start-up from the same
+question and model answers the service benchmark sends, so the bytes on the wire match an
+advance's. No database, no grading, no session. The LLM double and the candidates are
+service_overhead.py's (same process layout, same think time, same connections), so the
+figure printed here is directly comparable with its "advance" row: the difference between
+the two is what coach itself costs per advance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Response
+
+from coach.api.app import GC_THRESHOLDS
+from coach.config import Settings
+from coach.content import PHASE_IDS, load_content
+from coach.grading.llm import grade_messages, grade_schema
+from coach.grading.port import PhaseGradingRequest
+from coach.llm import _strict_schema  # the schema as LLMClient sends it
+from coach.llm_voice import LINE_SCHEMA, VOICE_MAX_TOKENS, voice_messages
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server_process import ServerProcess
+from service_overhead import (
+    QUESTION_ID,
+    TARGET_P50_MS,
+    TARGET_P99_MS,
+    CandidateConnection,
+    DoubleProcess,
+    RunResult,
+    _header,
+    _percentile,
+    _row,
+    cpu_seconds,
+    run_async,
+)
+
+FLOOR_LLM_URL = "FLOOR_LLM_URL"  # the env var that tells the app where the double listens
+FLOOR_PHASES = "FLOOR_PHASES"
+
+
+def floor_bodies(phases: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Per phase, the (grade, voice) request bodies an advance of that phase sends."""
+    settings = Settings()
+    content = load_content(settings)
+    question = content.question(QUESTION_ID)
+    bodies = []
+    for index, phase in enumerate(PHASE_IDS[:phases]):
+        said = "\n\n".join(question.model_answers[p] for p in PHASE_IDS[: index + 1])
+        request = PhaseGradingRequest(
+            phase=phase, text=question.model_answers[phase], full_text=said, question=question
+        )
+        grade = grade_messages(
+            content,
+            request,
+            detail=settings.llm_prompt_detail,
+            context_chars=settings.llm_context_chars,
+        )
+        upcoming = content.phases[index + 1]
+        voice = voice_messages(
+            content,
+            kind="opening",
+            question=question,
+            phase=upcoming.id,
+            draft=f"Phase {upcoming.order} of {len(PHASE_IDS)}: {upcoming.title}. "
+            f"{upcoming.opening_question}",
+            candidate_text=said,
+        )
+        bodies.append(
+            (
+                _chat_body(grade, grade_schema(content), "phase_grade", settings.llm_max_tokens),
+                _chat_body(voice, LINE_SCHEMA, "line", VOICE_MAX_TOKENS),
+            )
+        )
+    return bodies
+
+
+def _chat_body(
+    messages: list[dict[str, str]], schema: dict[str, Any], name: str, max_tokens: int
+) -> dict[str, Any]:
+    """The body coach's LLMClient posts in json_schema mode (LLMClient._request)."""
+    return {
+        "model": "double-model",
+        "messages": messages,
+        "temperature": Settings.model_fields["llm_temperature"].default,
+        "max_tokens": max_tokens,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": _strict_schema(schema), "strict": True},
+        },
+    }
+
+
+def create_floor_app() -> FastAPI:
+    """The bare app uvicorn serves (`--factory`): one route, two openai calls, no coach work."""
+    import openai
+
+    from coach.llm import _CONNECTION_LIMITS  # the same connection pool as coach's client
+
+    settings = Settings(llm_base_url=os.environ[FLOOR_LLM_URL])
+    client = openai.OpenAI(
+        base_url=os.environ[FLOOR_LLM_URL],
+        api_key="floor",
+        timeout=openai.Timeout(60.0, connect=settings.llm_connect_timeout),
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(limits=_CONNECTION_LIMITS),
+    )
+    bodies = floor_bodies(int(os.environ[FLOOR_PHASES]))
+    threads = settings.resolved_request_threads  # 200 with an LLM, as coach sets them
+    voice_threads = ThreadPoolExecutor(max_workers=threads)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        gc.collect()  # and the collector tuned as coach's start-up tunes it
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        yield
+        voice_threads.shutdown(cancel_futures=True)
+
+    app = FastAPI(lifespan=lifespan)
+
+    def post(body: dict[str, Any]) -> bytes:
+        return client.post("/chat/completions", body=body, cast_to=bytes)  # as coach's client
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/floor/{phase}")
+    def advance(phase: int) -> Response:
+        grade_body, voice_body = bodies[phase]
+        voice = voice_threads.submit(post, voice_body)
+        grade = json.loads(post(grade_body))
+        line = json.loads(voice.result())
+        payload = {"grade": grade["choices"][0]["message"]["content"]}
+        payload["opening"] = line["choices"][0]["message"]["content"]
+        return Response(json.dumps(payload), media_type="application/json")
+
+    return app
+
+
+class FloorServer(ServerProcess):
+    """uvicorn serving create_floor_app, started as the service benchmark starts coach."""
+
+    app_options = (
+        "--app-dir",
+        str(Path(__file__).resolve().parent),
+        "stack_floor:create_floor_app",
+    )
+
+
+async def drive_floor(url: str, sessions: int, phases: int, think_s: float) -> RunResult:
+    """Every candidate sends one 'advance' per phase, pausing as the service benchmark does."""
+    result = RunResult()
+
+    async def candidate(n: int) -> None:
+        rng = random.Random(n)
+        client = CandidateConnection(url)
+        try:
+            for phase in range(phases):
+                if think_s:
+                    await asyncio.sleep(rng.uniform(0, 2 * think_s))
+                started = time.perf_counter()
+                status, _ = await client.post(f"/floor/{phase}", {})
+                if status != 200:
+                    result.errors[f"HTTP {status}"] += 1
+                    continue
+                result.times["advance"].append((time.perf_counter() - started) * 1000)
+        finally:
+            await client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(candidate(n) for n in range(sessions)))
+    result.turn_seconds = time.perf_counter() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200, help="concurrent sessions (200)")
+    parser.add_argument("--llm-delay-ms", type=float, default=200.0, help="LLM delay (200)")
+    parser.add_argument("--phases", type=int, default=3, help="advances per session (3)")
+    parser.add_argument("--think-ms", type=float, default=3000.0, help="mean pause (3000)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.phases <= len(PHASE_IDS) - 1:
+        parser.error(f"phases go from 1 to {len(PHASE_IDS) - 1}")
+    delay_ms = args.llm_delay_ms
+    print(
+        f"stack floor: {args.sessions} sessions x {args.phases} advances (two openai calls at "
+        f"once, coach's prompts), think time {args.think_ms:g} ms; LLM delay {delay_ms:g} ms"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="coach-floor-") as tmp,
+        DoubleProcess(delay_ms / 1000) as double,
+        FloorServer(
+            {FLOOR_LLM_URL: double.base_url, FLOOR_PHASES: str(args.phases)}, log_dir=Path(tmp)
+        ) as server,
+    ):
+        run_async(drive_floor(server.url, 4, args.phases, 0))  # warm-up, not counted
+        double.counts()
+        before = cpu_seconds(server.process.pid if server.process else 0)
+        result = run_async(
+            drive_floor(server.url, args.sessions, args.phases, args.think_ms / 1000)
+        )
+        spent = cpu_seconds(server.process.pid if server.process else 0) - before
+        counts = double.counts()
+    added = [t - delay_ms for t in result.times["advance"]]
+    print(_header("added latency (ms)"))
+    print(_row("bare advance (2 LLM calls)", added))
+    if added:
+        print(f"  server CPU per request: {spent / len(added) * 1000:.1f} ms")
+    print(f"  LLM calls: {dict(counts)}; errors: {dict(result.errors) or 'none'}")
+    if added:
+        print(
+            f"\nthe service benchmark's targets, p50 < {TARGET_P50_MS:g} ms and p99 < "
+            f"{TARGET_P99_MS:g} ms, against this floor: p50 {_percentile(added, 50):.1f} ms, "
+            f"p99 {_percentile(added, 99):.1f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
