@@ -124,6 +124,42 @@ _INJECTION_PATTERNS = [
     r"\byou are (now )?(a|an|the) (grader|evaluator|ai|assistant)\b",
     r"\b(all|every) criteri(a|on) (are|is) met\b",
 ]
+# For each pattern above, in order: the words every match of it contains, as groups that must
+# each have one member in the text. A substring test is far cheaper than a regex search, and
+# an honest answer usually lacks the words, so most patterns are never run on it (on a
+# 4,000-character answer: 0.25 ms down to under 0.1 ms, at every LLM-graded phase).
+_INJECTION_CUES: list[tuple[tuple[str, ...], ...]] = [
+    (("ignore", "disregard", "forget", "override"),),
+    (("note", "message", "instruction", "hint"), ("to", "for")),
+    (
+        ("dear", "attention", "hey", "hi"),
+        ("grader", "evaluator", "reviewer", "assessor", "ai", "llm", "model", "assistant"),
+    ),
+    (
+        (
+            "grader",
+            "evaluator",
+            "reviewer",
+            "assessor",
+            "scorer",
+            "ai model",
+            "language model",
+            "llm",
+        ),
+        ("should", "must", "will", "please", "instructed"),
+    ),
+    (
+        ("award", "give", "assign", "grant", "mark", "score", "rate"),
+        ("full", "max", "top", "perfect", "highest"),
+        ("mark", "score", "point", "grade", "credit"),
+    ),
+    (("award", "give", "assign", "grant", "score", "rate"), ("/", "out of")),
+    (("system", "assistant", "developer"), (":",)),
+    (("<",), (">",), ("system", "assistant", "instruction", "im_start", "im_end")),
+    (("{",), ('"',), ("score", "met", "criteria", "grade", "overall", "phase_scores")),
+    (("you are ",), ("grader", "evaluator", "ai", "assistant")),
+    (("all", "every"), ("criteri",), (" met",)),
+]
 _INJECTION_RE = re.compile(
     "|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE | re.MULTILINE
 )
@@ -134,8 +170,8 @@ assert all(p == p.lower() for p in _INJECTION_PATTERNS), "patterns must be lower
 # A leading \b is checked by hand after the match: with it, re cannot skip ahead to the
 # possible first letters and tries every position.
 _INJECTION_LOWER_RES = [
-    (re.compile(p.removeprefix(r"\b"), re.MULTILINE), p.startswith(r"\b"))
-    for p in _INJECTION_PATTERNS
+    (re.compile(p.removeprefix(r"\b"), re.MULTILINE), p.startswith(r"\b"), cues)
+    for p, cues in zip(_INJECTION_PATTERNS, _INJECTION_CUES, strict=True)
 ]
 
 
@@ -168,6 +204,13 @@ def injected_spans(text: str) -> list[tuple[int, int]]:
     A passage is the sentence or line around a match, or the whole HTML comment when the
     match sits in one, so quotes taken from it can be recognised and discarded.
     """
+    return list(_injected_spans(text))
+
+
+@lru_cache(maxsize=64)
+def _injected_spans(text: str) -> tuple[tuple[int, int], ...]:
+    """Cached: an LLM grade checks the phase's text and the transcript, and `not_evidence`
+    asks again for the text its quotes come from."""
     spans: list[tuple[int, int]] = []
     comments = [c.span() for c in _COMMENT_RE.finditer(text)]
     lowered = text.lower()
@@ -175,7 +218,8 @@ def injected_spans(text: str) -> list[tuple[int, int]]:
     if len(lowered) == len(text):
         found = [
             span
-            for pattern, at_word in _INJECTION_LOWER_RES
+            for pattern, at_word, cues in _INJECTION_LOWER_RES
+            if all(any(cue in lowered for cue in group) for group in cues)
             for span in _matches(pattern, lowered, at_word=at_word)
         ]
     else:
@@ -195,7 +239,7 @@ def injected_spans(text: str) -> list[tuple[int, int]]:
             end -= 1
         if end > start and (start, end) not in spans:
             spans.append((start, end))
-    return spans
+    return tuple(spans)
 
 
 def injected_passages(text: str) -> list[str]:

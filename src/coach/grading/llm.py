@@ -393,10 +393,10 @@ class LLMGrader:
         phase = self.content.phase(request.phase)
         corrections: list[str] = []
         texts = [request.text, request.full_text, *(ex.reply for ex in request.pushbacks)]
-        excluded = {i: not_evidence(t) for i, t in enumerate(texts) if t}
-        injected = [
-            texts[i][a:b] for i, rs in excluded.items() for a, b, why in rs if why == GRADER
-        ]
+        injected = [text[a:b] for text in texts if text for a, b in injected_spans(text)]
+        # Each text's regions are worked out when a quote is first found in it: most quotes
+        # come from the phase's own text, so the whole transcript is rarely split at all.
+        excluded: dict[int, list[tuple[int, int, str]]] = {}
 
         verdicts: dict[str, CriterionVerdict] = {}
         for verdict in reply.criteria:
@@ -520,11 +520,16 @@ def not_evidence(text: str) -> list[tuple[int, int, str]]:
 def _check_quote(
     quote: str, texts: list[str], excluded: dict[int, list[tuple[int, int, str]]]
 ) -> tuple[str | None, str | None]:
-    """(span, None) for a good quote; (span, why) when it sits in excluded text; (None, None)."""
+    """(span, None) for a good quote; (span, why) when it sits in excluded text; (None, None).
+
+    `excluded` caches `not_evidence` of each text by its index, filled on first use.
+    """
     for i, text in enumerate(texts):
         if not text or (where := locate_quote(quote, text)) is None:
             continue
-        for a, b, why in excluded.get(i, []):
+        if i not in excluded:
+            excluded[i] = not_evidence(text)
+        for a, b, why in excluded[i]:
             if overlaps(where, [(a, b)]):
                 return text[where[0] : where[1]], why
         return text[where[0] : where[1]], None
