@@ -129,6 +129,7 @@ class LLMDouble:
         # Answer requests carrying stream_options with a 400, as some older servers do.
         self.refuse_stream_options = refuse_stream_options
         self.requests: list[dict[str, Any]] = []
+        self.content_types: list[str | None] = []  # each request's Content-Type header
         self.default: Responder = Reply.error(500, "no reply scripted")
         self._script: deque[Responder] = deque()
         self._last_prompt = ""
@@ -141,6 +142,7 @@ class LLMDouble:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.content_types.clear()
         self._script.clear()
         self.default = Reply.error(500, "no reply scripted")
         self.refuse_json_schema = False
@@ -197,6 +199,7 @@ class LLMDouble:
         async def completions(request: Request) -> Response:
             body = await request.json()
             self.requests.append(body)
+            self.content_types.append(request.headers.get("content-type"))
             reply = self._next(body)
             if reply.delay:
                 await asyncio.sleep(reply.delay)

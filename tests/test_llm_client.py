@@ -45,6 +45,18 @@ def test_json_reply_is_parsed_with_usage_and_settings_sent(llm: LLMDouble) -> No
     assert sent["messages"] == MESSAGES
 
 
+def test_any_text_reaches_the_llm_unchanged_in_a_json_request(llm: LLMDouble) -> None:
+    text = "Naïve fan-out ≈ 3× the writes — «ок», 東京, 🚀, a\u2028line and \\u00e9 typed out"
+    llm.script(Reply.json({"line": "ok"}))
+
+    LLMClient(double_settings(llm)).complete_json(
+        [{"role": "user", "content": text}], SCHEMA, max_tokens=50
+    )
+
+    assert llm.requests[0]["messages"] == [{"role": "user", "content": text}]
+    assert llm.content_types[0] == "application/json"
+
+
 def test_cached_tokens_are_read_from_prompt_token_details(llm: LLMDouble) -> None:
     long_prefix = [{"role": "system", "content": "rubric " * 1200}]
     llm.script(Reply.json({"line": "a"}), Reply.json({"line": "b"}))

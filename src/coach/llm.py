@@ -357,13 +357,17 @@ class LLMClient:
         # every message against its type annotations (about a tenth of the server's CPU under
         # load) and would leave this plain-JSON body unchanged. The reply is taken as bytes and
         # read as plain JSON: building openai's typed ChatCompletion, of which four fields are
-        # read, cost about 0.3 ms of CPU per call. The HTTP request and the errors raised for
-        # an error status are the client's own either way.
+        # read, cost about 0.3 ms of CPU per call. The body goes as ready-made JSON `content`
+        # (sent with the client's JSON Content-Type): the client's own encoder writes non-ASCII
+        # text as is and then encodes it, 0.17 ms for a 34 KB grade prompt against 0.07 ms
+        # for ASCII JSON; with its request building, 0.25 ms of CPU per grade call. The HTTP
+        # request and the errors raised for an error status are the client's own either way.
         if call.sink is None:
-            return _completion_of(self._client.post("/chat/completions", body=body, cast_to=bytes))
+            reply = self._client.post("/chat/completions", content=_json_bytes(body), cast_to=bytes)
+            return _completion_of(reply)
         stream = self._client.post(
             "/chat/completions",
-            body=body | {"stream": True, "stream_options": {"include_usage": True}},
+            content=_json_bytes(body | {"stream": True, "stream_options": {"include_usage": True}}),
             cast_to=ChatCompletion,
             stream=True,
             stream_cls=openai.Stream[ChatCompletionChunk],
@@ -584,6 +588,11 @@ def _status_detail(exc: openai.APIStatusError) -> str:
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     return type(cause).__name__ if cause else str(exc)
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    """A request body as compact ASCII JSON (any JSON parser reads the \\u escapes)."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _clip(text: str, limit: int = 240) -> str:
