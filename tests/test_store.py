@@ -20,6 +20,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from api_testing import wait_until
@@ -706,19 +707,18 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_a_failed_save_after_a_read_on_the_same_connection_leaves_nothing_half_written(
+def test_a_failed_write_after_a_read_on_the_same_connection_leaves_nothing_half_written(
     database_url: str, engine: InterviewEngine
 ) -> None:
     """Loading an interview is one statement outside a transaction (no BEGIN/COMMIT round
-    trips). The pooled connection must come back transactional: a save that fails halfway on
-    it keeps none of its writes."""
+    trips). The pooled connection must come back transactional: a write of several statements
+    that fails halfway on it keeps none of them."""
     with Store(database_url, pool_size=1) as store:  # every step below uses one connection
         store.upgrade()
-        session = engine.start("twitter")
-        store.create_interview(session, owner=None)
-        loaded = store.get_interview(session.id, owner=None)
-        version, turns = loaded.version, len(loaded.turns)
-        engine.answer(loaded, "Users post short messages; reads outnumber writes 100 to 1.")
+        first = engine.start("twitter")
+        store.create_interview(first, owner=None)
+        store.get_interview(first.id, owner=None)
+        second = engine.start("twitter")
 
         def fail_on_turns(_conn: object, _cursor: object, statement: str, *_: object) -> None:
             if statement.lstrip().upper().startswith("INSERT INTO TURNS"):
@@ -727,10 +727,45 @@ def test_a_failed_save_after_a_read_on_the_same_connection_leaves_nothing_half_w
         event.listen(store.engine, "before_cursor_execute", fail_on_turns)
         try:
             with pytest.raises(RuntimeError, match="disk filled up"):
-                store.save_interview(loaded, expected_version=version)
+                store.create_interview(second, owner=None)  # the interview row, then its turns
         finally:
             event.remove(store.engine, "before_cursor_execute", fail_on_turns)
 
+        with pytest.raises(InterviewNotFoundError):
+            store.get_interview(second.id, owner=None)  # the interview row was not kept
+        assert stored_turns(store, second.id) == []
+
+
+def test_a_save_refused_by_the_database_partway_keeps_none_of_its_writes(
+    database_url: str, engine: InterviewEngine
+) -> None:
+    """The session's UPDATE comes first, its new turn rows after it (on PostgreSQL in the same
+    statement): a turn row the database refuses must take the UPDATE down with it."""
+    with Store(database_url) as store:
+        store.upgrade()
+        session = engine.start("twitter")
+        store.create_interview(session, owner=None)
+        loaded = store.get_interview(session.id, owner=None)
+        version, turns = loaded.version, len(loaded.turns)
+        with store.engine.begin() as conn:  # a row where the next turn is about to go
+            conn.execute(
+                TurnRow.__table__.insert().values(
+                    interview_id=session.id,
+                    seq=turns,
+                    role="candidate",
+                    kind="answer",
+                    phase="requirements",
+                    text="written by someone else",
+                    at=datetime.now(UTC),
+                )
+            )
+        engine.answer(loaded, "Users post short messages; reads outnumber writes 100 to 1.")
+
+        with pytest.raises(IntegrityError):
+            store.save_interview(loaded, expected_version=version)
+
         again = store.get_interview(session.id, owner=None)
         assert (again.version, len(again.turns)) == (version, turns), "the update was kept"
-        assert len(stored_turns(store, session.id)) == turns
+        assert [text for _, _, text in stored_turns(store, session.id)][-1] == (
+            "written by someone else"
+        )
