@@ -41,7 +41,7 @@ from coach.config import Settings
 from coach.content import PHASE_IDS, load_content
 from coach.grading.llm import grade_messages, grade_schema
 from coach.grading.port import PhaseGradingRequest
-from coach.llm import _strict_schema  # the schema as LLMClient sends it
+from coach.llm import _json_bytes, _strict_schema  # as LLMClient builds its requests
 from coach.llm_voice import LINE_SCHEMA, VOICE_MAX_TOKENS, voice_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -148,7 +148,8 @@ def create_floor_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     def post(body: dict[str, Any]) -> bytes:
-        return client.post("/chat/completions", body=body, cast_to=bytes)  # as coach's client
+        # as coach's LLMClient posts it: the body serialised on each call, the reply as bytes
+        return client.post("/chat/completions", content=_json_bytes(body), cast_to=bytes)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

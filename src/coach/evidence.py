@@ -126,8 +126,8 @@ _INJECTION_PATTERNS = [
 ]
 # For each pattern above, in order: the words every match of it contains, as groups that must
 # each have one member in the text. A substring test is far cheaper than a regex search, and
-# an honest answer usually lacks the words, so most patterns are never run on it (on a
-# 4,000-character answer: 0.25 ms down to under 0.1 ms, at every LLM-graded phase).
+# an honest answer lacks the words of several patterns, which then never run on it (on a
+# 3,800-character transcript: 0.25 to 0.16 ms, at every LLM-graded phase).
 _INJECTION_CUES: list[tuple[tuple[str, ...], ...]] = [
     (("ignore", "disregard", "forget", "override"),),
     (("note", "message", "instruction", "hint"), ("to", "for")),
