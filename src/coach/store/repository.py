@@ -272,6 +272,9 @@ class SlackPractice(StoreModel):
 # --- the store -------------------------------------------------------------------------------
 
 
+_Stored = tuple[int, frozenset[str]]  # the next turn number, and the phases graded
+
+
 class _StoredRows:
     """What the turns and phase-grade tables hold for an interview at a given version.
 
@@ -285,7 +288,7 @@ class _StoredRows:
     LIMIT = 4096
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
+        self._rows: dict[tuple[str, int], _Stored] = {}
         self._lock = threading.Lock()
 
     def remember(self, session: Session) -> None:
@@ -295,7 +298,7 @@ class _StoredRows:
             while len(self._rows) > self.LIMIT:
                 del self._rows[next(iter(self._rows))]
 
-    def at(self, interview_id: str, version: int) -> tuple[int, frozenset[str]] | None:
+    def at(self, interview_id: str, version: int) -> _Stored | None:
         return self._rows.get((interview_id, version))
 
 
@@ -395,7 +398,7 @@ class Store:
                     },
                 )
                 self._insert_turns(conn, session, start=0)
-                self._upsert_grades(conn, session, stored=frozenset())
+                self._insert_grades(conn, session, stored=frozenset())
         except IntegrityError:
             raise InterviewConflictError(
                 f"Interview {session.id} is already stored. Save changes to it with "
@@ -439,51 +442,34 @@ class Store:
                 f"session.version ({session.version}) must be above expected_version "
                 f"({expected_version}): save only after the engine changed the session"
             )
-        now = _now()
+        params = {
+            "saved_id": session.id,
+            "expected_version": expected_version,
+            **self._interview_columns(session, _now()),
+        }
         known = self._stored_rows.at(session.id, expected_version)
         if self._saves_in_one_statement:
-            saved = self._save_in_one_statement(session, expected_version, now, known)
+            saved = self._save_in_one_statement(session, params, known)
         else:
-            saved = self._save_in_transaction(session, expected_version, now, known)
+            saved = self._save_in_transaction(session, params, known)
         if not saved:
             raise self._save_refused(session.id, expected_version)
         self._stored_rows.remember(session)
 
     def _save_in_transaction(
-        self,
-        session: Session,
-        expected_version: int,
-        now: datetime,
-        known: tuple[int, frozenset[str]] | None,
+        self, session: Session, params: dict[str, Any], known: _Stored | None
     ) -> bool:
         """The versioned UPDATE, then the new rows, in one transaction; False: not updated."""
         with self._transaction(write=True) as conn:
-            result = conn.execute(
-                _SAVE_INTERVIEW,
-                {
-                    "saved_id": session.id,
-                    "expected_version": expected_version,
-                    **self._interview_columns(session, now),
-                },
-            )
-            if result.rowcount == 0:
+            if conn.execute(_SAVE_INTERVIEW, params).rowcount == 0:
                 return False
-            graded: frozenset[str] | None = None  # None: loaded elsewhere, ask the tables
-            if known is None:
-                last = conn.scalar(_LAST_TURN, {"interview_id": session.id})
-                turns = 0 if last is None else last + 1
-            else:
-                turns, graded = known
-            self._insert_turns(conn, session, start=turns)
-            self._upsert_grades(conn, session, stored=graded)
+            start, graded = known or self._rows_stored(conn, session.id)
+            self._insert_turns(conn, session, start=start)
+            self._insert_grades(conn, session, stored=graded)
         return True
 
     def _save_in_one_statement(
-        self,
-        session: Session,
-        expected_version: int,
-        now: datetime,
-        known: tuple[int, frozenset[str]] | None,
+        self, session: Session, params: dict[str, Any], known: _Stored | None
     ) -> bool:
         """`_one_statement_save` with this session's new rows; False: not updated.
 
@@ -493,17 +479,11 @@ class Store:
         """
         if known is None:
             with self._transaction() as conn:
-                last = conn.scalar(_LAST_TURN, {"interview_id": session.id})
-                graded = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
-            known = (0 if last is None else last + 1, graded)
+                known = self._rows_stored(conn, session.id)
         start, graded = known
         turns = self._turn_rows(session, start=start)
         grades = self._grade_rows(session, stored=graded)
-        params: dict[str, Any] = {
-            "saved_id": session.id,
-            "expected_version": expected_version,
-            **self._interview_columns(session, now),
-        }
+        params = dict(params)
         for prefix, rows, names in (
             ("turn", turns, _TURN_COLUMNS),
             ("grade", grades, _GRADE_COLUMNS),
@@ -615,19 +595,20 @@ class Store:
         if rows := self._turn_rows(session, start=start):
             conn.execute(_INSERT_TURNS, rows)
 
-    def _upsert_grades(
-        self, conn: Connection, session: Session, *, stored: frozenset[str] | None
-    ) -> None:
-        """Insert the phase grades not stored yet; a phase is graded once, so none changes.
-
-        `stored` is the phases already in the table; None looks them up (only when needed).
-        """
-        if not any(state.grade is not None for state in session.phases):
-            return
-        if stored is None:
-            stored = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": session.id}))
+    def _insert_grades(self, conn: Connection, session: Session, *, stored: frozenset[str]) -> None:
+        """Insert the phase grades not in `stored`; a phase is graded once, so none changes."""
         if rows := self._grade_rows(session, stored=stored):
             conn.execute(_INSERT_GRADES, rows)
+
+    @staticmethod
+    def _rows_stored(conn: Connection, interview_id: str) -> _Stored:
+        """What the tables hold for an interview: the next turn number and the graded phases.
+
+        Asked only when this process did not save the version a save starts from.
+        """
+        last = conn.scalar(_LAST_TURN, {"interview_id": interview_id})
+        graded = frozenset(conn.scalars(_GRADED_PHASES, {"interview_id": interview_id}))
+        return (0 if last is None else last + 1, graded)
 
     # -- gradings -------------------------------------------------------------------------------
 
