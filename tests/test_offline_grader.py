@@ -452,6 +452,20 @@ def test_injected_instructions_never_raise_a_score_or_count_as_evidence(
             assert not criterion.evidence or criterion.evidence not in injection
 
 
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_the_phase_grade_tells_the_candidate_their_instruction_to_the_grader_was_set_aside(
+    grader: OfflineGrader, injection: str
+) -> None:
+    phase: PhaseId = "architecture"
+    assert grade(grader, phase, STRONG[phase]).mistakes == []
+    text = STRONG[phase] + "\n" + injection
+    findings = grade(grader, phase, text).mistakes
+    assert [f.id for f in findings] == ["prompt_injection"]
+    assert findings[0].phase == phase
+    assert findings[0].evidence and findings[0].evidence in text  # a verbatim quote of it
+    assert findings[0].evidence in injection or injection in findings[0].evidence
+
+
 WRONG_ESTIMATES = [
     # a 1000x slip in the per-second rate
     "100M writes/day / 86,400 = about 1,157,000 writes/s. Peak 3x. Reads are 10x writes. "

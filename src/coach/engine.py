@@ -469,6 +469,12 @@ class InterviewEngine:
     def _feedback_line(self, grade: PhaseGrade, state: PhaseState) -> str:
         title = self.content.phase(grade.phase).title
         line = f"{title}: {grade.score}/4. {grade.feedback} Next step: {grade.next_step}"
+        # Text aimed at the grader is set aside, and the candidate hears so now; the other
+        # mistakes are the feedback's own business (an LLM's feedback already discusses them).
+        for mistake in grade.mistakes:
+            if mistake.id == "prompt_injection":
+                seen = f' ("{mistake.evidence}")' if mistake.evidence else ""
+                line += f" {mistake.title}{seen}: {mistake.fix}"
         if state.started_at and state.ended_at:
             used = (state.ended_at - state.started_at).total_seconds()
             budget = self.content.phase(grade.phase).time_budget_minutes * 60

@@ -105,7 +105,8 @@ def neutralise_fences(text: str) -> str:
 
 
 # Text addressed to whoever grades the answer rather than to the interviewer: a request for a
-# score, an order to ignore the rubric, a fake system/assistant turn or a fake JSON grade.
+# score, an order to ignore the rubric, a fake system/assistant turn or a fake JSON grade (or
+# fake phase scores).
 _INJECTION_PATTERNS = [
     r"\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(rubric|instructions?|rules|criteria|"
     r"prompt|guidelines|scoring)\b",
@@ -121,6 +122,7 @@ _INJECTION_PATTERNS = [
     r"^\s*(\[|<|\*\*)?\s*(system|assistant|developer)\s*(\]|>|\*\*)?\s*:",
     r"<\s*/?\s*(system|assistant|instructions?|im_start|im_end)\s*>",
     r"\{\s*\"(score|met|criteria|grade|overall|phase_scores)\"\s*:",
+    r"\{\s*\"(requirements|estimation|api|data_model|architecture|deep_dive)\"\s*:\s*[0-4]\s*[,}]",
     r"\byou are (now )?(a|an|the) (grader|evaluator|ai|assistant)\b",
     r"\b(all|every) criteri(a|on) (are|is) met\b",
 ]
@@ -157,6 +159,11 @@ _INJECTION_CUES: list[tuple[tuple[str, ...], ...]] = [
     (("system", "assistant", "developer"), (":",)),
     (("<",), (">",), ("system", "assistant", "instruction", "im_start", "im_end")),
     (("{",), ('"',), ("score", "met", "criteria", "grade", "overall", "phase_scores")),
+    (
+        ("{",),
+        ('"',),
+        ("requirements", "estimation", "api", "data_model", "architecture", "deep_dive"),
+    ),
     (("you are ",), ("grader", "evaluator", "ai", "assistant")),
     (("all", "every"), ("criteri",), (" met",)),
 ]

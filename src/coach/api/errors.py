@@ -8,6 +8,8 @@ input never reaches one: the schemathesis run in CI checks that.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +62,26 @@ def status_of(exc: errors.CoachError) -> int:
     return next((status for kind, status in STATUS_FOR if isinstance(exc, kind)), 400)
 
 
+_SEND_JSON = 'send a JSON object such as {"text": "..."} with Content-Type: application/json.'
+
+
+def _unreadable_body(problem: Mapping[str, Any]) -> str | None:
+    """What is wrong with a body that is no JSON object at all, or None when it is one.
+
+    Pydantic's own words for these ("0: JSON decode error", "Input should be a valid
+    dictionary") name neither the body nor the fix."""
+    if problem.get("type") == "json_invalid":
+        where = problem.get("loc", ())[-1:]
+        error = (problem.get("ctx") or {}).get("error", "")
+        detail = f" ({error} at character {where[0]})" if error and where else ""
+        return f"The request body is not valid JSON{detail}; {_SEND_JSON}"
+    if tuple(problem.get("loc", ())) != ("body",):
+        return None  # a field inside the object: the usual message names it
+    if problem.get("type") == "missing":
+        return f"The request has no body; {_SEND_JSON}"
+    return f"The request body is not a JSON object; {_SEND_JSON}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -76,6 +98,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        if (why := _unreadable_body(first)) is not None:
+            return JSONResponse(error_body("invalid_body", why), status_code=422)
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
@@ -89,8 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 error_body(
                     "invalid_body",
-                    "The request body is not UTF-8 JSON; send a JSON object such as "
-                    '{"text": "..."}.',
+                    f"The request body is not valid JSON (it is not UTF-8 text); {_SEND_JSON}",
                 ),
                 status_code=422,
             )

@@ -21,6 +21,7 @@ from coach.content.loader import Content
 from coach.content.models import MISTAKE_IDS, PHASE_IDS, PhaseId
 from coach.errors import LLMError, LLMInvalidOutputError
 from coach.evidence import injected_spans, locate_quote, neutralise_fences, overlaps
+from coach.grading.mistakes import injection_finding, mistake_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade, TokenUsage
 from coach.grading.offline import OfflineGrader, split_sentences
 from coach.grading.port import (
@@ -489,11 +490,10 @@ class LLMGrader:
         )
 
     def _finding(self, mistake_id: str, phase: PhaseId, injected: list[str]) -> MistakeFinding:
-        mistake = self.content.mistakes[mistake_id]  # type: ignore[index]
-        evidence = _clip(injected[0]) if mistake_id == "prompt_injection" and injected else None
-        return MistakeFinding(
-            id=mistake.id, title=mistake.title, fix=mistake.fix, evidence=evidence, phase=phase
-        )
+        if mistake_id == "prompt_injection" and injected:
+            return injection_finding(self.content, phase, injected[0])
+        # the caller keeps only the catalogue's ids
+        return mistake_finding(self.content, mistake_id, phase=phase)  # type: ignore[arg-type]
 
 
 GRADER = "text addressed to the grader"

@@ -762,18 +762,43 @@ def detect_mistakes(content: Content, request: AnswerReviewRequest) -> list[Mist
         detection = DETECTORS[mistake_id](answer)
         if detection is None:
             continue
-        mistake = content.mistakes[mistake_id]
         findings.append(
-            MistakeFinding(
-                id=mistake_id,
-                title=mistake.title,
+            mistake_finding(
+                content,
+                mistake_id,
+                phase=detection.phase,
                 evidence=detection.evidence,
                 note=detection.note,
-                fix=mistake.fix,
-                phase=detection.phase,
             )
         )
     return findings
+
+
+def mistake_finding(
+    content: Content,
+    mistake_id: MistakeId,
+    *,
+    phase: PhaseId | None,
+    evidence: str | None = None,
+    note: str | None = None,
+) -> MistakeFinding:
+    """The catalogue's title and fix for `mistake_id`, with what showed it in this answer."""
+    mistake = content.mistakes[mistake_id]
+    return MistakeFinding(
+        id=mistake_id,
+        title=mistake.title,
+        evidence=evidence,
+        note=note,
+        fix=mistake.fix,
+        phase=phase,
+    )
+
+
+def injection_finding(content: Content, phase: PhaseId, passage: str) -> MistakeFinding:
+    """`prompt_injection` on a phase grade, quoting the passage aimed at the grader. Both
+    graders put it there, so the candidate learns at that phase, not only in the final
+    report, that the passage was set aside."""
+    return mistake_finding(content, "prompt_injection", phase=phase, evidence=_quote(passage))
 
 
 def is_keyword_stuffed(text: str) -> bool:

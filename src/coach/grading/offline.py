@@ -32,6 +32,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from coach.content.models import Criterion, Phase, PhaseId
+from coach.evidence import injected_passages
+from coach.grading.mistakes import injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
 from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
 from coach.grading.scoring import score_from_criteria
@@ -1205,10 +1207,13 @@ class OfflineGrader:
 
         score, reasons = self._score(phase, request, section, full, met_own, met_any, own)
         feedback, next_step = self._feedback(phase, results, reasons)
+        # The LLM grader's detector too, so a passage aimed at the grader is reported alike.
+        injected = injected_passages(own_text)
         return PhaseGrade(
             phase=phase.id,
             score=score,
             criteria=results,
+            mistakes=[injection_finding(self.content, phase.id, injected[0])] if injected else [],
             feedback=feedback,
             next_step=next_step,
             source="offline",
