@@ -209,6 +209,13 @@ def grade_text(grade: PhaseGrade, content: Content) -> str:
         lines.append("  Missed:")
         lines += _wrap_items("    - ", [c.title for c in missed])
     lines += _wrap_items("  Note: ", [_one_line(c) for c in grade.corrections])
+    lines += _wrap_items(
+        "  Mistake: ",
+        [
+            f"{m.title}{': ' + _quote(m.evidence) if m.evidence else ''}. {_one_line(m.fix)}"
+            for m in grade.mistakes
+        ],
+    )
     lines.append(f"  Next step: {_one_line(grade.next_step)}")
     return "\n".join(lines)
 

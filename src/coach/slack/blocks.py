@@ -189,6 +189,11 @@ def grade_blocks(grade: PhaseGrade, content: Content) -> list[Block]:
     missed = [c for c in grade.criteria if not c.met]
     if missed:
         blocks.append(section("*Missed*: " + escape("; ".join(c.title for c in missed))))
+    for mistake in grade.mistakes:  # e.g. text aimed at the grader, quoted and set aside
+        seen = f"\n{quote(mistake.evidence)}" if mistake.evidence else ""
+        blocks.append(
+            section(f"*Mistake*: {escape(mistake.title)}{seen}\n{escape(one_line(mistake.fix))}")
+        )
     blocks.append(section(f"*Next step*: {escape(one_line(grade.next_step))}"))
     return blocks
 
