@@ -153,6 +153,16 @@ def test_bad_input_gets_clear_errors_and_loses_nothing(api: httpx.Client) -> Non
     assert too_big_body.status_code == 413
     assert too_big_body.json()["code"] == "request_too_large"
 
+    no_route = api.get("/v1/interview")  # a typo in the path
+    assert no_route.status_code == 404 and no_route.json()["code"] == "not_found"
+    assert (
+        "/v1/interview here" in no_route.json()["message"] and "/docs" in no_route.json()["message"]
+    )
+    wrong_method = api.delete(f"/v1/interviews/{iid}/answers")
+    assert (
+        wrong_method.status_code == 405 and "does not take DELETE" in wrong_method.json()["message"]
+    )
+
     unknown = api.get("/v1/interviews/does-not-exist")
     assert unknown.status_code == 404 and unknown.json()["code"] == "interview_not_found"
     unknown_q = api.post("/v1/interviews", json={"question_id": "nope"})

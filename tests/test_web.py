@@ -427,6 +427,18 @@ def test_the_grade_card_shows_text_aimed_at_the_grader_was_set_aside(page: Page)
 
 
 @SQLITE_ONLY
+def test_an_unknown_address_shows_a_page_with_the_way_back(
+    page: Page, server: ServerProcess
+) -> None:
+    response = page.goto(f"{server.url}/interveiws")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("There is no page at /interveiws")
+    page.get_by_role("link", name="Back to the questions").click()
+    page.wait_for_url(f"{server.url}/")
+
+
+@SQLITE_ONLY
 def test_bad_input_shows_the_message_and_keeps_earlier_turns(
     page: Page, shot: Shot, tmp_path: Path
 ) -> None:

@@ -8,10 +8,10 @@ input never reaches one: the schemathesis run in CI checks that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -82,7 +82,21 @@ def _unreadable_body(problem: Mapping[str, Any]) -> str | None:
     return f"The request body is not a JSON object; {_SEND_JSON}"
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page (not an API, Slack or static path): it gets HTML."""
+    path = request.url.path
+    return (
+        request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")
+        and not path.startswith(("/v1/", "/slack/", "/static/"))
+    )
+
+
+def install_error_handlers(
+    app: FastAPI, *, page_not_found: Callable[[Request], Response] | None = None
+) -> None:
+    """`page_not_found`, when given (the web app), answers a browser's unknown page."""
+
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
         return JSONResponse(
@@ -108,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON
             return JSONResponse(
                 error_body(
@@ -118,8 +132,21 @@ def install_error_handlers(app: FastAPI) -> None:
                 status_code=422,
             )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route has this path
+            if page_not_found is not None and _wants_a_page(request):
+                return page_not_found(request)
+            message = (
+                f"There is no {request.url.path} here: the API's routes start with /v1/ and "
+                "are listed at /docs."
+            )
+        elif exc.status_code == 405:
+            message = (
+                f"{request.url.path} does not take {request.method}; /docs lists the methods "
+                "each route takes."
+            )
         return JSONResponse(
-            error_body(code, str(exc.detail)),
+            error_body(code, message),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
