@@ -143,6 +143,42 @@ def test_advance_grades_with_the_llm_and_keeps_only_quoted_evidence(
     assert rows[0].prompt_tokens > 0 and rows[0].completion_tokens > 0
 
 
+UPLOAD = "\n\n".join(
+    f"## {title}\n{text}"
+    for title, text in [
+        ("Requirements", ANSWER),
+        ("Estimation", ESTIMATE),
+        ("API", "POST /v1/posts returns 201; GET /v1/timeline?cursor=abc returns a page."),
+        ("Data model", "posts(post_id, user_id, text, created_at), partitioned by user_id."),
+        ("Architecture", "App servers, a timeline cache in Redis and a fan-out queue."),
+        ("Deep dive", "Celebrities: fan-out on read above 1M followers, on write below."),
+    ]
+)
+
+
+def test_a_grading_job_shows_how_far_it_has_got_while_the_llm_grades(
+    api: httpx.Client, scripted: ScriptedLLM
+) -> None:
+    scripted.grade_delay = 0.3  # each of the six phase grades: slow enough to watch
+    accepted = api.post("/v1/gradings", json={"text": UPLOAD, "wait": False})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["progress"] is None  # not started yet
+    poll = accepted.json()["poll"]
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while (status := api.get(poll).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, f"still {status['status']} after 30 s"
+        if status["progress"] is not None:
+            seen.append(status["progress"])
+        time.sleep(0.05)
+    assert status["status"] == "done", status
+    assert status["progress"] == {"done": 8, "total": 8, "step": "Writing the report"}
+    grading = [p for p in seen if p["step"].startswith("Grading ")]
+    assert grading and all(1 <= p["done"] <= 6 and p["total"] == 8 for p in grading)
+    assert len({p["step"] for p in grading}) >= 3, "several phases were seen under way"
+    assert [p["done"] for p in seen] == sorted(p["done"] for p in seen)  # never goes back
+
+
 def test_a_failing_llm_grades_offline_with_a_reason_and_loses_nothing(
     api: httpx.Client, scripted: ScriptedLLM
 ) -> None:

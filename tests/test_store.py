@@ -132,12 +132,12 @@ def test_upgrade_creates_every_table_and_running_it_again_changes_nothing(
     with Store(database_url) as store:
         assert store.revision() is None
         store.upgrade()
-        assert store.revision() == head_revision() == "0003"
+        assert store.revision() == head_revision() == "0004"
         assert set(inspect(store.engine).get_table_names()) == TABLES | {"alembic_version"}
         token_id, secret = store.create_token("before-second-upgrade")
 
         store.upgrade()
-        assert store.revision() == "0003"
+        assert store.revision() == "0004"
         assert store.token_id_for(secret) == token_id
 
 
@@ -159,6 +159,7 @@ def test_an_upload_stored_before_finish_jobs_existed_survives_the_upgrade(
         store.upgrade()
         kept = store.get_grading("g-old", owner=None)
     assert (kept.text, kept.status, kept.interview_id) == ("Users post tweets.", "pending", None)
+    assert (kept.steps_done, kept.steps_total, kept.step) == (0, None, None)  # no steps yet
 
 
 def test_migrations_build_exactly_the_tables_the_models_describe(store: Store) -> None:
@@ -415,6 +416,27 @@ def test_failed_grading_can_be_retried_and_claimed_again(store: Store) -> None:
     assert (retried.status, retried.error) == ("pending", None)
     again = store.claim_grading(grading.id)
     assert again is not None and again.attempts == 2
+
+
+def test_a_running_grading_records_its_progress_and_a_new_attempt_starts_over(
+    store: Store,
+) -> None:
+    grading = store.create_grading(text="answer", owner=None)
+    store.record_progress(grading.id, done=1, total=8, step="Grading API design")
+    assert store.get_grading(grading.id, owner=None).steps_total is None  # not running yet
+
+    assert store.claim_grading(grading.id) is not None
+    store.record_progress(grading.id, done=3, total=8, step="Grading API design")
+    running = store.get_grading(grading.id, owner=None)
+    assert (running.steps_done, running.steps_total, running.step) == (3, 8, "Grading API design")
+    store.record_progress(grading.id, done=4, total=8, step="x" * 500)  # kept to the column
+    assert store.get_grading(grading.id, owner=None).step == "x" * 120
+
+    store.fail_grading(grading.id, "LLM timed out")
+    store.retry_grading(grading.id, owner=None)
+    again = store.claim_grading(grading.id)
+    assert again is not None
+    assert (again.steps_done, again.steps_total, again.step) == (0, None, None)
 
 
 def test_each_grading_is_claimed_by_exactly_one_of_many_threads(store: Store) -> None:
@@ -680,9 +702,9 @@ def test_cli_upgrades_the_database_and_creates_a_token_shown_once(
 
     first = runner.invoke(app, ["db", "upgrade"], env=env)
     assert first.exit_code == 0, first.output
-    assert "upgraded from revision (none) to 0003" in first.output
+    assert f"upgraded from revision (none) to {head_revision()}" in first.output
     again = runner.invoke(app, ["db", "upgrade"], env=env)
-    assert again.exit_code == 0 and "is up to date (revision 0003)" in again.output
+    assert again.exit_code == 0 and f"is up to date (revision {head_revision()})" in again.output
 
     created = runner.invoke(app, ["tokens", "create", "ci"], env=env)
     assert created.exit_code == 0, created.output

@@ -490,6 +490,39 @@ def test_bad_input_shows_the_message_and_keeps_earlier_turns(
 
 
 @SQLITE_ONLY
+def test_an_upload_graded_as_a_job_shows_which_phase_is_being_graded(
+    browser: Browser, database_url: str, tmp_path: Path, content: Content
+) -> None:
+    with LLMDouble() as double:
+        double.default = ScriptedLLM(content, grade_delay=0.4)
+        server = serve(
+            database_url,
+            tmp_path,
+            llm_base_url=double.base_url,
+            llm_json_mode="json_object",
+            llm_model="double-model",
+            llm_read_timeout="10",
+            sync_grading_max_chars="200",
+        )
+        try:
+            with open_page(browser, server.url) as page:
+                page.goto("/upload")
+                page.get_by_label("Your answer").fill(STRONG_UPLOAD)
+                page.get_by_role("button", name="Grade my answer").click()
+                status = page.locator("#upload-status")
+                expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
+                bar = page.locator("#upload-progress progress")
+                expect(bar).to_have_attribute("max", "8")
+                assert 1 <= int(bar.get_attribute("value") or 0) <= 7
+                page.wait_for_url(re.compile(r"/gradings/[0-9a-f]+$"))
+                expect(page.locator(".phase-report .badge").first).to_have_text(
+                    "LLM · double-model"
+                )
+        finally:
+            server.stop()
+
+
+@SQLITE_ONLY
 def test_llm_feedback_streams_in_with_the_llm_badge(
     browser: Browser, database_url: str, tmp_path: Path, content: Content, shot: Shot
 ) -> None:

@@ -291,7 +291,7 @@ class CoachService:
         if not wait:
             self.enqueue_grading(record.id, attempt=record.attempts)
             return GradingOutcome(record=record, report=None)
-        report = self._grade(record)
+        report = self._grade(record, with_progress=False)  # nobody polls it: it is answered
         return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
 
     def enqueue_grading(self, grading_id: str, *, attempt: int) -> None:
@@ -326,11 +326,21 @@ class CoachService:
         record = self.store.claim_grading(grading_id)
         if record is None:
             return None
-        return self._grade(record)
+        return self._grade(record, with_progress=True)
 
-    def _grade(self, record: GradingRecord) -> Report:
-        """Grade a grading this process has claimed, and store the report or the failure."""
+    def _grade(self, record: GradingRecord, *, with_progress: bool) -> Report:
+        """Grade a grading this process has claimed, and store the report or the failure.
+
+        `with_progress` stores each step as it starts, for whoever polls the job.
+        """
         grading_id = record.id
+
+        def progress(done: int, total: int, step: str) -> None:
+            try:
+                self.store.record_progress(grading_id, done=done, total=total, step=step)
+            except Exception as exc:  # progress is for show: the grading goes on without it
+                log.warning("could not store progress of grading %s: %s", grading_id, exc)
+
         with self._lock:
             self._running.add(grading_id)
         try:
@@ -342,6 +352,7 @@ class CoachService:
                     content=self.content,
                     grader=self.grader,
                     question_id=record.question_id,
+                    progress=progress if with_progress else None,
                 )
         except Exception as exc:
             self.store.fail_grading(grading_id, f"{type(exc).__name__}: {exc}")

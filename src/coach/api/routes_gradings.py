@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from coach.api.deps import LLMOwner, Owner, Service
 from coach.api.errors import APIError
-from coach.api.schemas import GradingRequest, GradingStatus, error_responses
+from coach.api.schemas import GradingProgress, GradingRequest, GradingStatus, error_responses
 from coach.grading.models import Report
 from coach.render import report_markdown
 from coach.store import GradingRecord
@@ -57,6 +57,13 @@ def status_of(record: GradingRecord) -> GradingStatus:
         created_at=record.created_at,
         updated_at=record.updated_at,
         report=report,
+        progress=(
+            GradingProgress(
+                done=record.steps_done, total=record.steps_total, step=record.step or ""
+            )
+            if record.steps_total
+            else None
+        ),
         poll=f"/v1/gradings/{record.id}",
     )
 

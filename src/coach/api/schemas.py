@@ -177,6 +177,14 @@ class GradingRequest(Body):
     )
 
 
+class GradingProgress(BaseModel):
+    """How far a grading job has got: `done` of `total` steps, and the one under way."""
+
+    done: int
+    total: int
+    step: str
+
+
 class GradingStatus(BaseModel):
     grading_id: str
     status: Literal["pending", "running", "done", "failed"]
@@ -190,4 +198,9 @@ class GradingStatus(BaseModel):
     created_at: datetime
     updated_at: datetime
     report: Report | None
+    progress: GradingProgress | None = Field(
+        default=None,
+        description="Set once a job has started grading an upload: e.g. 3 of 8 steps, "
+        "'Grading API design'.",
+    )
     poll: str

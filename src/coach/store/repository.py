@@ -131,6 +131,7 @@ _SESSION_OF_UNOWNED = select(_interviews.c.session_json).where(
 _SESSION_OF_OWNER = select(_interviews.c.session_json).where(
     _interviews.c.id == bindparam("interview_id"), _interviews.c.owner == bindparam("owner")
 )
+_NO_PROGRESS = {"steps_done": 0, "steps_total": None, "step": None}
 _SAVED_COLUMNS = ("status", "phase", "version", "overall", "session_json", "updated_at")
 _SAVE_INTERVIEW = (
     _interviews.update()
@@ -227,6 +228,9 @@ class GradingRecord(StoreModel):
     attempts: int
     created_at: datetime
     updated_at: datetime
+    steps_done: int = 0
+    steps_total: int | None = None
+    step: str | None = None
 
 
 class TokenInfo(StoreModel):
@@ -642,6 +646,9 @@ class Store:
             "report_json": None,
             "error": None,
             "attempts": 1 if claimed else 0,
+            "steps_done": 0,
+            "steps_total": None,
+            "step": None,
             "created_at": now,
             "updated_at": now,
         }
@@ -665,11 +672,30 @@ class Store:
             result = conn.execute(
                 update(Grading)
                 .where(Grading.id == grading_id, Grading.status == "pending")
-                .values(status="running", attempts=Grading.attempts + 1, updated_at=_now())
+                .values(
+                    status="running",
+                    attempts=Grading.attempts + 1,
+                    updated_at=_now(),
+                    **_NO_PROGRESS,  # an attempt starts from the first step
+                )
             )
             if result.rowcount == 0:
                 return None
             return self._grading(conn, Grading.id == grading_id)
+
+    def record_progress(self, grading_id: str, *, done: int, total: int, step: str) -> None:
+        """How far this process's running grading has got; it renews the lease as well."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                update(Grading)
+                .where(Grading.id == grading_id, Grading.status == "running")
+                .values(
+                    steps_done=done,
+                    steps_total=total,
+                    step=_clean_name(step, NAME_LENGTH),
+                    updated_at=_now(),
+                )
+            )
 
     def finish_grading(self, grading_id: str, report_json: str) -> None:
         """Store the report; the grading is done."""

@@ -140,6 +140,11 @@ class Grading(Base):
     report_json: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
+    # How far a running job has got, for whoever polls it: steps done of steps_total, and
+    # what it is doing now. steps_total stays unset for work that reports no steps.
+    steps_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    steps_total: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

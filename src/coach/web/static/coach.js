@@ -486,8 +486,20 @@
           (body.error || "Grading failed.") + " Your answer is stored; open it to grade it again.",
         );
       }
-      statusElement.textContent = labels[body.status] || body.status;
-      await sleep(1000);
+      const bar = statusElement.parentElement.querySelector("progress");
+      if (body.progress) {
+        // A job that has started says how far it has got: "Grading phase 3 of 6: API design".
+        statusElement.textContent =
+          body.progress.step + " (step " + Math.min(body.progress.done + 1, body.progress.total) +
+          " of " + body.progress.total + ")\u2026";
+        if (bar) {
+          bar.max = body.progress.total;
+          bar.value = body.progress.done;
+        }
+      } else {
+        statusElement.textContent = labels[body.status] || body.status;
+      }
+      await sleep(body.progress ? 500 : 1000);
     }
     throw new ApiError("Grading is taking very long; this page will show it when it is done.");
   }
