@@ -477,7 +477,8 @@
       pending: "Queued: waiting for a grader\u2026",
       running: "Grading phase by phase\u2026",
     };
-    for (let i = 0; i < 1200; i++) {
+    const deadline = Date.now() + 20 * 60 * 1000; // a slow local model may take minutes
+    while (Date.now() < deadline) {
       const response = await api("/v1/gradings/" + encodeURIComponent(gradingId));
       const body = await response.json();
       if (body.status === "done") return body;
