@@ -11,6 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from coach.store import Store
+from llm_double import LLMDouble
 from server_process import ServerProcess
 
 
@@ -18,6 +19,19 @@ def serve(database_url: str, tmp_path: Path, **env: str) -> ServerProcess:
     """A started server on `database_url` (migrated first); `env` keys are settings names."""
     Store(database_url).upgrade()
     return ServerProcess(server_env(database_url, tmp_path, **env), log_dir=tmp_path).start()
+
+
+def serve_with_llm(
+    database_url: str, tmp_path: Path, double: LLMDouble, **env: str
+) -> ServerProcess:
+    """A started server grading with the LLM test double (`env` may override any setting)."""
+    settings = {
+        "llm_base_url": double.base_url,
+        "llm_json_mode": "json_object",
+        "llm_model": "double-model",
+        "llm_read_timeout": "10",
+    } | env
+    return serve(database_url, tmp_path, **settings)
 
 
 def server_env(database_url: str, tmp_path: Path, **env: str) -> dict[str, str]:

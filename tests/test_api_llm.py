@@ -18,13 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from api_testing import metric, metric_values, read_events, serve, wait_until
+from api_testing import metric, metric_values, read_events, serve, serve_with_llm, wait_until
 from coach.grading.models import PhaseGrade
 from coach.store.tables import LLMCall
 from llama_server import LlamaServer, assert_honest, running_llama_server
 from llm_double import LLMDouble, Reply
 from llm_script import ScriptedLLM, kind_of
-from server_process import ServerProcess
 
 ANSWER = (
     "Users post short tweets and read a home timeline of the accounts they follow. "
@@ -38,18 +37,6 @@ ESTIMATE = "200M DAU x 5 posts = 1B posts/day, about 11,600 writes/s; reads are 
 def double(llm: LLMDouble) -> LLMDouble:
     """The shared double, reset for this test."""
     return llm
-
-
-def serve_with_llm(
-    database_url: str, tmp_path: Path, double: LLMDouble, **env: str
-) -> ServerProcess:
-    settings = {
-        "llm_base_url": double.base_url,
-        "llm_json_mode": "json_object",
-        "llm_model": "double-model",
-        "llm_read_timeout": "10",
-    } | env
-    return serve(database_url, tmp_path, **settings)
 
 
 @pytest.fixture()

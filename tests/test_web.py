@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_testing import serve, server_env
+from api_testing import serve, serve_with_llm, server_env
 from coach.content import Content
 from coach.content.models import PHASE_IDS
 from coach.store import Store
@@ -495,15 +495,7 @@ def test_an_upload_graded_as_a_job_shows_which_phase_is_being_graded(
 ) -> None:
     with LLMDouble() as double:
         double.default = ScriptedLLM(content, grade_delay=0.4)
-        server = serve(
-            database_url,
-            tmp_path,
-            llm_base_url=double.base_url,
-            llm_json_mode="json_object",
-            llm_model="double-model",
-            llm_read_timeout="10",
-            sync_grading_max_chars="200",
-        )
+        server = serve_with_llm(database_url, tmp_path, double, sync_grading_max_chars="200")
         try:
             with open_page(browser, server.url) as page:
                 page.goto("/upload")
@@ -528,14 +520,7 @@ def test_llm_feedback_streams_in_with_the_llm_badge(
 ) -> None:
     with LLMDouble() as double:
         double.default = ScriptedLLM(content, chunk_size=12, chunk_delay=0.03)
-        server = serve(
-            database_url,
-            tmp_path,
-            llm_base_url=double.base_url,
-            llm_json_mode="json_object",
-            llm_model="double-model",
-            llm_read_timeout="10",
-        )
+        server = serve_with_llm(database_url, tmp_path, double)
         try:
             with open_page(browser, server.url) as page:
                 question = content.question("twitter")
