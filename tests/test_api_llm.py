@@ -166,6 +166,39 @@ def test_a_grading_job_shows_how_far_it_has_got_while_the_llm_grades(
     assert [p["done"] for p in seen] == sorted(p["done"] for p in seen)  # never goes back
 
 
+def test_a_finish_job_shows_the_phases_it_grades_then_the_review(
+    api: httpx.Client, scripted: ScriptedLLM
+) -> None:
+    iid = start_interview(api, ANSWER)
+    advanced = api.post(f"/v1/interviews/{iid}/advance")  # requirements is graded now
+    assert advanced.status_code == 200, advanced.text
+    api.post(f"/v1/interviews/{iid}/answers", json={"text": ESTIMATE})
+    scripted.grade_delay = 0.3  # each of the five phases left: slow enough to watch
+
+    accepted = api.post(f"/v1/interviews/{iid}/finish", json={"wait": False})
+
+    assert accepted.status_code == 202, accepted.text
+    poll = accepted.json()["poll"]
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while (status := api.get(poll).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, f"still {status['status']} after 30 s"
+        if status["progress"] is not None:
+            seen.append(status["progress"])
+        time.sleep(0.05)
+    assert status["status"] == "done", status
+    # Five phases were left to grade (requirements had its grade), then the mistake review.
+    assert status["progress"] == {"done": 6, "total": 6, "step": "Writing the report"}
+    assert not [p for p in seen if p["step"].startswith("Grading phase 1 of 6")]
+    grading = sorted({p["step"] for p in seen if p["step"].startswith("Grading ")})
+    assert len(grading) >= 3, "several phases were seen under way"
+    assert all(p["total"] == 6 for p in seen)
+    assert [p["done"] for p in seen] == sorted(p["done"] for p in seen)  # never goes back
+    report = api.get(f"/v1/interviews/{iid}/report").json()
+    assert [p["source"] for p in report["phases"]] == ["llm"] * 6
+    assert report["phases"][0] == advanced.json()["grade"]  # kept, not graded again
+
+
 def test_a_failing_llm_grades_offline_with_a_reason_and_loses_nothing(
     api: httpx.Client, scripted: ScriptedLLM
 ) -> None:

@@ -501,6 +501,34 @@ def test_a_failing_grader_leaves_the_session_unchanged(content: Content, clock: 
         assert session.model_dump_json() == before
 
 
+def test_finishing_reports_each_phase_left_to_grade_then_the_review(
+    engine: InterviewEngine, content: Content, grader: RecordingGrader
+) -> None:
+    session = engine.start("twitter")
+    engine.answer(session, TWITTER["requirements"])
+    engine.advance(session)  # requirements has its grade: it is not graded again
+    engine.answer(session, TWITTER["estimation"])
+    heard: list[tuple[int, int, str, tuple[int, int]]] = []
+
+    def progress(done: int, total: int, step: str) -> None:
+        heard.append((done, total, step, (len(grader.requests), len(grader.reviews))))
+
+    engine.finish(session, progress=progress)
+
+    left = [p for p in PHASE_IDS if p != "requirements"]
+    titles = [
+        f"Grading phase {PHASE_IDS.index(p) + 1} of 6: {content.phase(p).title}" for p in left
+    ]
+    assert [step for _, _, step, _ in heard] == [
+        *titles,
+        "Looking for common mistakes",
+        "Writing the report",
+    ]
+    assert [(done, total) for done, total, _, _ in heard] == [(n, 6) for n in range(7)]
+    # Each step is announced as its work starts: (phase grades made, reviews made) so far.
+    assert [made for *_, made in heard] == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (6, 1)]
+
+
 def test_actions_after_finish_are_refused(engine: InterviewEngine) -> None:
     session = engine.start("twitter")
     engine.answer(session, TWITTER["requirements"])

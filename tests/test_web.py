@@ -515,6 +515,35 @@ def test_an_upload_graded_as_a_job_shows_which_phase_is_being_graded(
 
 
 @SQLITE_ONLY
+def test_finish_now_shows_each_phase_being_graded_then_opens_the_report(
+    browser: Browser, database_url: str, tmp_path: Path, content: Content
+) -> None:
+    question = content.question("twitter")
+    with LLMDouble() as double:
+        double.default = ScriptedLLM(content, grade_delay=0.4)
+        server = serve_with_llm(database_url, tmp_path, double)
+        try:
+            with open_page(browser, server.url) as page:
+                iid = start_from_home(page, question.title)
+                send_answer(page, question.model_answers["requirements"])
+                page.once("dialog", lambda dialog: dialog.accept())
+                page.get_by_role("button", name="Finish now and grade everything").click()
+
+                status = page.locator("#finish-status")
+                expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
+                bar = page.locator("#finish-progress progress")
+                expect(bar).to_have_attribute("max", "7")  # six phases, then the review
+                assert 1 <= int(bar.get_attribute("value") or 0) <= 6
+                page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
+                expect(page.locator("h1")).to_have_text(question.title)
+                expect(page.locator(".phase-report .badge").first).to_have_text(
+                    "LLM · double-model"
+                )
+        finally:
+            server.stop()
+
+
+@SQLITE_ONLY
 def test_llm_feedback_streams_in_with_the_llm_badge(
     browser: Browser, database_url: str, tmp_path: Path, content: Content, shot: Shot
 ) -> None:

@@ -37,8 +37,15 @@ from coach.content.loader import Content
 from coach.content.models import PHASE_IDS, PhaseId, Pushback, Question
 from coach.errors import InterviewStateError
 from coach.grading.models import PhaseGrade, PhaseTime, Report
-from coach.grading.port import AnswerReviewRequest, Grader, PhaseGradingRequest, PushbackExchange
+from coach.grading.port import (
+    AnswerReviewRequest,
+    Grader,
+    PhaseGradingRequest,
+    Progress,
+    PushbackExchange,
+)
 from coach.grading.report import build_report
+from coach.grading.upload import MISTAKES_STEP, REPORT_STEP, grading_step
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice, StaticVoice, VoiceKind
 
@@ -262,12 +269,15 @@ class InterviewEngine:
         self._commit(session, work)
         return AdvanceResult(outcome="advanced", phase=work.phase, grade=grade, turns=turns)
 
-    def finish(self, session: Session) -> Report:
-        """End now: grade every phase not yet graded, review the whole interview, report."""
+    def finish(self, session: Session, *, progress: Progress | None = None) -> Report:
+        """End now: grade every phase not yet graded, review the whole interview, report.
+
+        `progress`, when given, hears of each step as it starts (each is an LLM call).
+        """
         work = self._editable(session)
         question = self._question(work)
         now = self.clock()
-        report, _ = self._finish(work, question, now)
+        report, _ = self._finish(work, question, now, progress)
         self._commit(session, work)
         return report
 
@@ -425,13 +435,27 @@ class InterviewEngine:
             )
         )
 
-    def _finish(self, session: Session, question: Question, now: datetime) -> tuple[Report, Turn]:
+    def _finish(
+        self,
+        session: Session,
+        question: Question,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> tuple[Report, Turn]:
         current = session.phases[session.phase_index]
         if current.started_at is not None and current.ended_at is None:
             current.ended_at = now
-        for state in session.phases:
-            if state.grade is None:
-                state.grade = self._grade(session, question, state.phase)
+        ungraded = [state for state in session.phases if state.grade is None]
+        steps = [*(grading_step(self.content, s.phase) for s in ungraded), MISTAKES_STEP]
+
+        def reached(done: int) -> None:  # as grade_answer reports an upload's steps
+            if progress is not None:
+                progress(done, len(steps), steps[done] if done < len(steps) else REPORT_STEP)
+
+        for done, state in enumerate(ungraded):
+            reached(done)
+            state.grade = self._grade(session, question, state.phase)
+        reached(len(ungraded))
         grades = [s.grade for s in session.phases if s.grade is not None]
         sections = {p: session.candidate_text(p) for p in PHASE_IDS}
         mistakes = self.grader.find_mistakes(
@@ -453,6 +477,7 @@ class InterviewEngine:
         )
         session.report = report
         session.status = "finished"
+        reached(len(steps))  # the report, and the interviewer's closing line (a voice call)
         line = self._speak("report", question, session, self._closing(report))
         return report, self._interviewer(session, "closing", session.phase, line)
 

@@ -24,7 +24,7 @@ from coach.engine import AdvanceResult, InterviewEngine, Session, Turn
 from coach.errors import InterviewConflictError, InterviewStateError
 from coach.grading.factory import make_grader, make_voice
 from coach.grading.models import Report
-from coach.grading.port import Grader
+from coach.grading.port import Grader, Progress
 from coach.grading.upload import grade_answer
 from coach.store import GradingRecord, InterviewSummary, LLMCallLog, Store
 from coach.text_input import clean_text
@@ -213,11 +213,13 @@ class CoachService:
             "The interview kept changing while it was graded; try advancing again."
         )
 
-    def finish(self, interview_id: str, *, owner: str | None) -> tuple[Session, Report]:
+    def finish(
+        self, interview_id: str, *, owner: str | None, progress: Progress | None = None
+    ) -> tuple[Session, Report]:
         def finish(session: Session) -> Report:
             if session.report is not None:
                 return session.report
-            return self.engine.finish(session)
+            return self.engine.finish(session, progress=progress)
 
         return self._retrying(interview_id, owner, finish)
 
@@ -345,7 +347,11 @@ class CoachService:
             self._running.add(grading_id)
         try:
             if record.interview_id is not None:  # a finish job: the interview's final report
-                _, report = self.finish(record.interview_id, owner=record.owner)
+                _, report = self.finish(
+                    record.interview_id,
+                    owner=record.owner,
+                    progress=progress if with_progress else None,
+                )
             else:
                 report = grade_answer(
                     record.text,

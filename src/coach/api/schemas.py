@@ -200,7 +200,8 @@ class GradingStatus(BaseModel):
     report: Report | None
     progress: GradingProgress | None = Field(
         default=None,
-        description="Set once a job has started grading an upload: e.g. 3 of 8 steps, "
-        "'Grading API design'.",
+        description="Set once a job has started: e.g. 3 of 8 steps, 'Grading phase 3 of 6: "
+        "API design'. An upload has eight steps (the split, six phases, the mistake review); "
+        "a finish job one per phase not graded yet, and the review.",
     )
     poll: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -49,6 +50,11 @@ class AnswerReviewRequest:
     phase_grades: tuple[PhaseGrade, ...]
     question: Question | None = None
     pushbacks: tuple[PushbackExchange, ...] = field(default_factory=tuple)
+
+
+# (steps done, steps in all, what is being done now): with an LLM each step is a call, so
+# whoever waits on a whole answer or a final report is shown how far it has got.
+Progress = Callable[[int, int, str], None]
 
 
 class Grader(Protocol):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from coach.content.loader import Content
-from coach.content.models import PHASE_IDS
+from coach.content.models import PHASE_IDS, PhaseId
 from coach.grading.models import Report
-from coach.grading.port import AnswerReviewRequest, Grader, PhaseGradingRequest
+from coach.grading.port import AnswerReviewRequest, Grader, PhaseGradingRequest, Progress
 from coach.grading.report import build_report
 
-# (steps done, steps in all, what is being done now): with an LLM each step is a call, and a
-# whole answer takes eight of them, so whoever waits is shown how far it has got.
-Progress = Callable[[int, int, str], None]
+MISTAKES_STEP = "Looking for common mistakes"
+REPORT_STEP = "Writing the report"
+
+
+def grading_step(content: Content, phase: PhaseId) -> str:
+    """The progress step of grading one phase, e.g. 'Grading phase 3 of 6: API design'."""
+    number = PHASE_IDS.index(phase) + 1
+    return f"Grading phase {number} of {len(PHASE_IDS)}: {content.phase(phase).title}"
 
 
 def grade_answer(
@@ -26,16 +29,13 @@ def grade_answer(
     """Phase-by-phase report for one uploaded answer (text already passed clean_text)."""
     steps = [
         "Splitting the answer into phases",
-        *(
-            f"Grading phase {n} of {len(PHASE_IDS)}: {content.phase(phase).title}"
-            for n, phase in enumerate(PHASE_IDS, start=1)
-        ),
-        "Looking for common mistakes",
+        *(grading_step(content, phase) for phase in PHASE_IDS),
+        MISTAKES_STEP,
     ]
 
     def reached(done: int) -> None:
         if progress is not None:
-            progress(done, len(steps), steps[done] if done < len(steps) else "Writing the report")
+            progress(done, len(steps), steps[done] if done < len(steps) else REPORT_STEP)
 
     question = content.question(question_id) if question_id else None
     reached(0)

@@ -412,10 +412,29 @@
       if (!ok) return;
       clearError(error);
       setBusy(true, finishNow);
+      // With an LLM each phase left is a call, so the work runs as a job that says how far
+      // it has got; the page shows that and opens the report when it is ready.
+      const box = $("finish-progress");
+      const status = $("finish-status");
+      box.hidden = false;
+      status.textContent = "Grading every phase not graded yet\u2026";
       try {
-        await api("/v1/interviews/" + encodeURIComponent(id) + "/finish", { method: "POST" });
+        const response = await api("/v1/interviews/" + encodeURIComponent(id) + "/finish", {
+          method: "POST",
+          json: { wait: false },
+        });
+        if (response.status === 202) {
+          const body = await response.json();
+          await pollGrading(
+            body.grading_id,
+            status,
+            "Your answers are saved; press \u201cFinish now\u201d again to retry.",
+          );
+        }
+        status.textContent = "Done: opening the report\u2026";
         window.location.assign("/interviews/" + encodeURIComponent(id) + "/report");
       } catch (e) {
+        box.hidden = true;
         showError(error, e.message);
         setBusy(false, finishNow);
       }
@@ -472,7 +491,7 @@
 
   // --- upload a whole answer -----------------------------------------------------------------
 
-  async function pollGrading(gradingId, statusElement) {
+  async function pollGrading(gradingId, statusElement, failedHint) {
     const labels = {
       pending: "Queued: waiting for a grader\u2026",
       running: "Grading phase by phase\u2026",
@@ -484,7 +503,9 @@
       if (body.status === "done") return body;
       if (body.status === "failed") {
         throw new ApiError(
-          (body.error || "Grading failed.") + " Your answer is stored; open it to grade it again.",
+          (body.error || "Grading failed.") +
+            " " +
+            (failedHint || "Your answer is stored; open it to grade it again."),
         );
       }
       const bar = statusElement.parentElement.querySelector("progress");
