@@ -11,7 +11,9 @@ workspace (team id), so tests never see each other's members or interviews.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -497,6 +499,44 @@ def test_grade_opens_a_modal_and_the_report_comes_back_in_a_dm(
     assert stored["status"] == "done"
     assert stored["question_id"] == "url-shortener"
     assert f"Overall {stored['report']['overall']}/100" in report.text()
+    # Graded in well under a second: the "Grading your answer" message was left as it was.
+    assert slack.calls_to("chat.update") == []
+
+
+def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
+    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
+) -> None:
+    scripted.grade_delay = 0.5  # six phase grades: about three seconds in all
+    assert sender.command("grade", user="U2").status_code == 200
+    view = slack.wait_for(lambda: slack.calls_to("views.open"), what="views.open")[0].args["view"]
+    values = {
+        blocks.ANSWER_BLOCK: {
+            blocks.ANSWER_INPUT: {"type": "plain_text_input", "value": WRITTEN_ANSWER}
+        }
+    }
+    assert sender.submit_view(view, values, user="U2").status_code == 200
+
+    dm = slack.wait_for(lambda: slack.calls_to("conversations.open"), what="the DM")[0]
+    channel = dm.response["channel"]["id"]
+    slack.wait_for(
+        lambda: [m for m in slack.messages(channel=channel) if "Answer report" in m.text()],
+        what="the report in the DM",
+    )
+    status = next(m for m in slack.messages(channel=channel) if "Grading your answer" in m.text())
+    rewrites = [c for c in slack.calls_to("chat.update") if c.args["ts"] == status.ts]
+    steps = [c.args["text"] for c in rewrites[:-1]]
+    assert steps, "the message said which step was under way"
+    step = re.compile(
+        r"Grading your answer \([\d,]+ words\): (Grading phase [1-6] of 6: .+|Looking for "
+        r"common mistakes|Writing the report) \(step [1-8] of 8\)\u2026$"
+    )
+    assert all(step.match(text) for text in steps), steps
+    assert any("Grading phase" in text for text in steps), steps
+    assert len(set(steps)) == len(steps), "each rewrite says something new"
+    final = rewrites[-1].args["text"]
+    assert re.match(r"Graded your answer \([\d,]+ words\); the report is below\.$", final)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(rewrites[:-1])]
+    assert all(gap >= 0.9 for gap in gaps), "no more than about one rewrite a second"
 
 
 def test_a_file_shared_in_a_dm_is_fetched_with_the_bot_token_and_graded(

@@ -278,10 +278,12 @@ class CoachService:
         filename: str | None = None,
         question_id: str | None = None,
         wait: bool | None = None,
+        progress: Progress | None = None,
     ) -> GradingOutcome:
         """Store the answer, then grade it now (small) or as a background job (large).
 
         `wait=None` decides by size (COACH_SYNC_GRADING_MAX_CHARS); True or False forces it.
+        `progress` hears of each step of a grading done in this call (a job stores its own).
         """
         if question_id:
             self.content.question(question_id)  # an unknown id fails before anything is stored
@@ -293,7 +295,7 @@ class CoachService:
         if not wait:
             self.enqueue_grading(record.id, attempt=record.attempts)
             return GradingOutcome(record=record, report=None)
-        report = self._grade(record, with_progress=False)  # nobody polls it: it is answered
+        report = self._grade(record, progress=progress)  # nobody polls it: it is answered
         return GradingOutcome(record=self.store.get_grading(record.id, owner=owner), report=report)
 
     def enqueue_grading(self, grading_id: str, *, attempt: int) -> None:
@@ -328,14 +330,10 @@ class CoachService:
         record = self.store.claim_grading(grading_id)
         if record is None:
             return None
-        return self._grade(record, with_progress=True)
+        return self._grade(record, progress=self._stored_progress(grading_id))
 
-    def _grade(self, record: GradingRecord, *, with_progress: bool) -> Report:
-        """Grade a grading this process has claimed, and store the report or the failure.
-
-        `with_progress` stores each step as it starts, for whoever polls the job.
-        """
-        grading_id = record.id
+    def _stored_progress(self, grading_id: str) -> Progress:
+        """Stores each step of a job as it starts, for whoever polls the job."""
 
         def progress(done: int, total: int, step: str) -> None:
             try:
@@ -343,22 +341,24 @@ class CoachService:
             except Exception as exc:  # progress is for show: the grading goes on without it
                 log.warning("could not store progress of grading %s: %s", grading_id, exc)
 
+        return progress
+
+    def _grade(self, record: GradingRecord, *, progress: Progress | None) -> Report:
+        """Grade a grading this process has claimed, and store the report or the failure."""
+        grading_id = record.id
+
         with self._lock:
             self._running.add(grading_id)
         try:
             if record.interview_id is not None:  # a finish job: the interview's final report
-                _, report = self.finish(
-                    record.interview_id,
-                    owner=record.owner,
-                    progress=progress if with_progress else None,
-                )
+                _, report = self.finish(record.interview_id, owner=record.owner, progress=progress)
             else:
                 report = grade_answer(
                     record.text,
                     content=self.content,
                     grader=self.grader,
                     question_id=record.question_id,
-                    progress=progress if with_progress else None,
+                    progress=progress,
                 )
         except Exception as exc:
             self.store.fail_grading(grading_id, f"{type(exc).__name__}: {exc}")

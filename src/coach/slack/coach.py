@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +53,37 @@ Respond = Callable[[str], Any]
 def command_word(text: str) -> str:
     """'Next!', ' `next` ' and 'NEXT.' all read as the word `next`."""
     return " ".join(text.strip().strip("`*_!.").lower().split())
+
+
+class _StatusMessage:
+    """A posted message the bot rewrites as work goes on ("Grading phase 3 of 6 ...").
+
+    Offline, a whole answer is graded in a blink, and Slack allows about one chat.update per
+    second per channel: rewrites come at most once per `every` seconds, apart from the
+    final one, which is only sent when an earlier rewrite needs replacing. A failed rewrite
+    is logged and the work goes on: the message is only for show.
+    """
+
+    def __init__(self, client: WebClient, channel: str, ts: str, *, every: float = 1.0):
+        self._client, self._channel, self._ts = client, channel, ts
+        self._every = every
+        self._last: float | None = None  # when the message was last rewritten
+        self._started = time.monotonic()
+
+    def update(self, text: str, *, final: bool = False) -> None:
+        if not self._ts:
+            return
+        now = time.monotonic()
+        if final:
+            if self._last is None:
+                return  # it was never rewritten, so it still says the right thing
+        elif now - (self._last if self._last is not None else self._started) < self._every:
+            return
+        self._last = now
+        try:
+            self._client.chat_update(channel=self._channel, ts=self._ts, text=text)
+        except SlackApiError as exc:
+            log.warning("could not update the status message in %s: %s", self._channel, exc)
 
 
 class SlackCoach:
@@ -267,18 +299,29 @@ class SlackCoach:
         """Grade a whole answer and DM the report (the answer is stored before grading)."""
         self.member(team_id, user_id)
         dm = self._dm(user_id)
-        words = len(text.split())
-        self.client.chat_postMessage(
-            channel=dm, text=f"Grading your answer ({words:,} words); the report follows here."
+        words = f"{len(text.split()):,} words"
+        posted = self.client.chat_postMessage(
+            channel=dm, text=f"Grading your answer ({words}); the report follows here."
         )
+        status = _StatusMessage(self.client, dm, str(posted.get("ts") or ""))
         try:
             outcome = self.service.submit_grading(
-                text, owner=None, filename=filename, question_id=question_id, wait=True
+                text,
+                owner=None,
+                filename=filename,
+                question_id=question_id,
+                wait=True,
+                progress=lambda done, total, step: status.update(
+                    f"Grading your answer ({words}): {step} (step {min(done + 1, total)} "
+                    f"of {total})\u2026"
+                ),
             )
             self.store.add_slack_grading(outcome.record.id, team_id=team_id, user_id=user_id)
         except CoachError as exc:
+            status.update(f"Grading your answer ({words}) failed.", final=True)
             self.client.chat_postMessage(channel=dm, text=f"I could not grade it: {exc}")
             return
+        status.update(f"Graded your answer ({words}); the report is below.", final=True)
         report = outcome.report
         assert report is not None  # wait=True grades in this call
         name = f" ({filename})" if filename else ""
