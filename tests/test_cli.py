@@ -15,7 +15,8 @@ import pytest
 
 from coach.config import Settings
 from coach.content import PHASE_IDS, Content
-from llm_double import free_port
+from llm_double import LLMDouble, free_port
+from llm_script import ScriptedLLM
 
 _SCRIPT = Path(sys.executable).with_name("coach")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "coach.cli"]
@@ -170,6 +171,40 @@ def test_grade_reads_stdin(env: dict[str, str], tmp_path: Path, args: list[str])
     assert json.loads(result.stdout) == from_file
 
 
+def test_grade_with_an_llm_says_each_step_on_stderr_and_only_the_report_on_stdout(
+    env: dict[str, str], tmp_path: Path, content: Content, scripted: ScriptedLLM, llm: LLMDouble
+) -> None:
+    answer = tmp_path / "answer.md"
+    answer.write_text(GOOD_ANSWER)
+    llm_env = {
+        **env,
+        "COACH_LLM_BASE_URL": llm.base_url,
+        "COACH_LLM_MODEL": "double-model",
+        "COACH_LLM_JSON_MODE": "json_object",
+    }
+
+    result = coach("grade", str(answer), "--json", env=llm_env)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [p["source"] for p in report["phases"]] == ["llm"] * 6
+    steps = result.stderr.splitlines()
+    titles = [content.phase(p).title for p in PHASE_IDS]
+    assert steps == [
+        "[0/8 done] Splitting the answer into phases\u2026",
+        *(f"[{n}/8 done] Grading phase {n} of 6: {t}\u2026" for n, t in enumerate(titles, 1)),
+        "[7/8 done] Looking for common mistakes\u2026",
+        "[8/8 done] Writing the report\u2026",
+    ]
+
+
+def test_grade_offline_prints_no_steps(env: dict[str, str], tmp_path: Path) -> None:
+    answer = tmp_path / "answer.md"
+    answer.write_text(GOOD_ANSWER)
+    result = coach("grade", str(answer), env=env)
+    assert result.returncode == 0 and result.stderr == ""
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -221,6 +256,29 @@ PHASE_ANSWERS = [
 
 def script(*parts: str) -> str:
     return "\n".join(parts) + "\n"
+
+
+def test_practice_finish_with_an_llm_says_each_step_on_stderr(
+    env: dict[str, str], content: Content, scripted: ScriptedLLM, llm: LLMDouble
+) -> None:
+    llm_env = {
+        **env,
+        "COACH_LLM_BASE_URL": llm.base_url,
+        "COACH_LLM_MODEL": "double-model",
+        "COACH_LLM_JSON_MODE": "json_object",
+    }
+    result = coach(
+        "practice", "url-shortener", env=llm_env, stdin=script(PHASE_ANSWERS[0], "/finish")
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Interview report: Design a URL shortener" in result.stdout
+    titles = [content.phase(p).title for p in PHASE_IDS]
+    assert result.stderr.splitlines() == [
+        *(f"[{n - 1}/7 done] Grading phase {n} of 6: {t}\u2026" for n, t in enumerate(titles, 1)),
+        "[6/7 done] Looking for common mistakes\u2026",
+        "[7/7 done] Writing the report\u2026",
+    ]
 
 
 def test_practice_runs_a_whole_interview_from_stdin(

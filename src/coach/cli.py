@@ -25,6 +25,7 @@ from coach.content.loader import Content, load_content
 from coach.content.models import PHASE_IDS, Question
 from coach.engine import InterviewEngine, Session, Turn
 from coach.errors import CoachError, InputError, InterviewStateError
+from coach.grading.port import Progress
 from coach.render import duration, grade_text, report_markdown, report_text
 from coach.sessions_file import SessionFiles
 from coach.slack.cli import slack_app
@@ -337,8 +338,24 @@ def _show_report(session: Session, content: Content, store: SessionFiles) -> Non
     typer.echo(f"Session saved in {store.path(session.id)}")
 
 
+def _steps_on_stderr(settings: Settings) -> Progress | None:
+    """With an LLM every grading step is a call that may take seconds: say each on stderr
+    (stdout stays the report). Offline the whole grading takes a blink, so nothing."""
+    if not settings.llm_enabled:
+        return None
+
+    def progress(done: int, total: int, step: str) -> None:
+        typer.echo(f"[{done}/{total} done] {step}\u2026", err=True)
+
+    return progress
+
+
 def _practice_loop(
-    engine: InterviewEngine, session: Session, store: SessionFiles, interactive: bool
+    engine: InterviewEngine,
+    session: Session,
+    store: SessionFiles,
+    interactive: bool,
+    progress: Progress | None = None,
 ) -> None:
     content = engine.content
     for command, arg in _entries(_line_reader(interactive)):
@@ -365,7 +382,7 @@ def _practice_loop(
                 typer.echo(_time_table(engine, session))
                 continue
             elif command == "/finish":
-                engine.finish(session)
+                engine.finish(session, progress=progress)
                 store.save(session)
                 _show_report(session, content, store)
                 return
@@ -442,7 +459,7 @@ def practice_command(
         typer.echo(PRACTICE_HELP)
         _say(session.turns[0])
     try:
-        _practice_loop(engine, session, store, interactive)
+        _practice_loop(engine, session, store, interactive, _steps_on_stderr(settings))
     except KeyboardInterrupt:
         store.save(session)  # the engine commits whole changes, so this copy is consistent
         typer.echo("\n" + _resume_hint(session))
@@ -501,7 +518,11 @@ def grade_command(
     from coach.grading.upload import grade_answer
 
     report = grade_answer(
-        text, content=content, grader=make_grader(settings, content), question_id=question
+        text,
+        content=content,
+        grader=make_grader(settings, content),
+        question_id=question,
+        progress=_steps_on_stderr(settings),
     )
     if json_out:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
