@@ -764,6 +764,36 @@ def test_the_ack_comes_within_3_seconds_and_a_slow_grade_is_posted_after_it(
     assert time.monotonic() - began < 3.0
 
 
+def test_finish_with_a_slow_llm_rewrites_its_message_with_the_step_under_way(
+    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
+) -> None:
+    thread = start(sender, slack)
+    answer(sender, slack, thread, ANSWERS["requirements"])
+    scripted.grade_delay = 0.5  # six phase grades: about three seconds in all
+
+    sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user="U1")
+
+    slack.wait_for(lambda: reports(slack, thread), what="the report")
+    status = next(m for m in in_thread(slack, thread) if m.text().startswith("Finishing:"))
+    rewrites = [c.args["text"] for c in slack.calls_to("chat.update") if c.args["ts"] == status.ts]
+    assert rewrites[-1] == "Finished: the report is below."
+    steps = rewrites[:-1]
+    assert steps and all(
+        re.match(
+            r"Finishing: (Grading phase [1-6] of 6: .+|Looking for common mistakes|Writing the "
+            r"report) \(step [1-7] of 7\)\u2026$",
+            text,
+        )
+        for text in steps
+    ), steps
+    assert any("Grading phase" in text for text in steps), steps
+
+    # `finish` again on the finished interview: the same report, no new status message
+    sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user="U1")
+    slack.wait_for(lambda: len(reports(slack, thread)) == 2, what="the report again")
+    assert len([m for m in in_thread(slack, thread) if m.text().startswith("Finishing:")]) == 1
+
+
 def test_when_the_llm_fails_the_feedback_is_offline_graded_and_says_so(
     sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
 ) -> None:

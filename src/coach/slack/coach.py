@@ -59,27 +59,35 @@ class _StatusMessage:
     """A posted message the bot rewrites as work goes on ("Grading phase 3 of 6 ...").
 
     Offline, a whole answer is graded in a blink, and Slack allows about one chat.update per
-    second per channel: rewrites come at most once per `every` seconds, apart from the
-    final one, which is only sent when an earlier rewrite needs replacing. A failed rewrite
-    is logged and the work goes on: the message is only for show.
+    second per channel: steps are shown at most once per `every` seconds, the first only
+    after `every` seconds of work. `done` replaces a shown step (a message never rewritten
+    still says the right thing); `failed` always rewrites. A failed rewrite is logged and
+    the work goes on: the message is only for show.
     """
 
-    def __init__(self, client: WebClient, channel: str, ts: str, *, every: float = 1.0):
-        self._client, self._channel, self._ts = client, channel, ts
+    def __init__(self, client: WebClient, channel: str, posted: Any, *, every: float = 1.0):
+        self._client, self._channel = client, channel
+        self._ts = str(posted.get("ts") or "")
         self._every = every
-        self._last: float | None = None  # when the message was last rewritten
+        self._shown: float | None = None  # when a step was last shown
         self._started = time.monotonic()
 
-    def update(self, text: str, *, final: bool = False) -> None:
+    def step(self, text: str) -> None:
+        now = time.monotonic()
+        if now - (self._shown if self._shown is not None else self._started) >= self._every:
+            self._shown = now
+            self._rewrite(text)
+
+    def done(self, text: str) -> None:
+        if self._shown is not None:
+            self._rewrite(text)
+
+    def failed(self, text: str) -> None:
+        self._rewrite(text)
+
+    def _rewrite(self, text: str) -> None:
         if not self._ts:
             return
-        now = time.monotonic()
-        if final:
-            if self._last is None:
-                return  # it was never rewritten, so it still says the right thing
-        elif now - (self._last if self._last is not None else self._started) < self._every:
-            return
-        self._last = now
         try:
             self._client.chat_update(channel=self._channel, ts=self._ts, text=text)
         except SlackApiError as exc:
@@ -235,7 +243,28 @@ class SlackCoach:
         if not self._is_candidate(thread, user_id):
             return
         with self._turn(thread), self._telling(thread, user_id):
-            session, report = self.service.finish(thread.interview_id, owner=None)
+            if self.service.get_interview(thread.interview_id, owner=None).finished:
+                session, report = self.service.finish(thread.interview_id, owner=None)
+                self._post_report(thread, session, report)  # the same report again
+                return
+            posted = self.client.chat_postMessage(
+                channel=thread.channel_id,
+                thread_ts=thread.thread_ts,
+                text="Finishing: grading the phases left, then the report.",
+            )
+            status = _StatusMessage(self.client, thread.channel_id, posted)
+            try:
+                session, report = self.service.finish(
+                    thread.interview_id,
+                    owner=None,
+                    progress=lambda done, total, step: status.step(
+                        f"Finishing: {step} (step {min(done + 1, total)} of {total})\u2026"
+                    ),
+                )
+            except CoachError:
+                status.failed("Finishing failed; your answers are kept. Send `finish` again.")
+                raise
+            status.done("Finished: the report is below.")
             self._post_report(thread, session, report)
 
     def _post_report(self, thread: SlackThreadInfo, session: Session, report: Report) -> None:
@@ -303,7 +332,7 @@ class SlackCoach:
         posted = self.client.chat_postMessage(
             channel=dm, text=f"Grading your answer ({words}); the report follows here."
         )
-        status = _StatusMessage(self.client, dm, str(posted.get("ts") or ""))
+        status = _StatusMessage(self.client, dm, posted)
         try:
             outcome = self.service.submit_grading(
                 text,
@@ -311,17 +340,17 @@ class SlackCoach:
                 filename=filename,
                 question_id=question_id,
                 wait=True,
-                progress=lambda done, total, step: status.update(
+                progress=lambda done, total, step: status.step(
                     f"Grading your answer ({words}): {step} (step {min(done + 1, total)} "
                     f"of {total})\u2026"
                 ),
             )
             self.store.add_slack_grading(outcome.record.id, team_id=team_id, user_id=user_id)
         except CoachError as exc:
-            status.update(f"Grading your answer ({words}) failed.", final=True)
+            status.failed(f"Grading your answer ({words}) failed; the reason is below.")
             self.client.chat_postMessage(channel=dm, text=f"I could not grade it: {exc}")
             return
-        status.update(f"Graded your answer ({words}); the report is below.", final=True)
+        status.done(f"Graded your answer ({words}); the report is below.")
         report = outcome.report
         assert report is not None  # wait=True grades in this call
         name = f" ({filename})" if filename else ""
