@@ -539,6 +539,29 @@ def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
     assert all(gap >= 0.9 for gap in gaps), "no more than about one rewrite a second"
 
 
+def test_a_refused_status_message_does_not_stop_the_grading(
+    sender: SlackSender, slack: SlackAPIDouble
+) -> None:
+    assert sender.command("grade", user="U2").status_code == 200
+    view = slack.wait_for(lambda: slack.calls_to("views.open"), what="views.open")[0].args["view"]
+    values = {
+        blocks.ANSWER_BLOCK: {
+            blocks.ANSWER_INPUT: {"type": "plain_text_input", "value": WRITTEN_ANSWER}
+        }
+    }
+    slack.fail("chat.postMessage", "ratelimited")  # the "Grading your answer" message
+
+    assert sender.submit_view(view, values, user="U2").status_code == 200
+
+    dm = slack.wait_for(lambda: slack.calls_to("conversations.open"), what="the DM")[0]
+    channel = dm.response["channel"]["id"]
+    slack.wait_for(
+        lambda: [m for m in slack.messages(channel=channel) if "Answer report" in m.text()],
+        what="the report in the DM, all the same",
+    )
+    assert slack.calls_to("chat.update") == []
+
+
 def test_a_file_shared_in_a_dm_is_fetched_with_the_bot_token_and_graded(
     sender: SlackSender, slack: SlackAPIDouble, api: httpx.Client
 ) -> None:

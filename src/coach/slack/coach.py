@@ -247,12 +247,11 @@ class SlackCoach:
                 session, report = self.service.finish(thread.interview_id, owner=None)
                 self._post_report(thread, session, report)  # the same report again
                 return
-            posted = self.client.chat_postMessage(
-                channel=thread.channel_id,
+            status = self._status(
+                thread.channel_id,
+                "Finishing: grading the phases left, then the report.",
                 thread_ts=thread.thread_ts,
-                text="Finishing: grading the phases left, then the report.",
             )
-            status = _StatusMessage(self.client, thread.channel_id, posted)
             try:
                 session, report = self.service.finish(
                     thread.interview_id,
@@ -329,10 +328,7 @@ class SlackCoach:
         self.member(team_id, user_id)
         dm = self._dm(user_id)
         words = f"{len(text.split()):,} words"
-        posted = self.client.chat_postMessage(
-            channel=dm, text=f"Grading your answer ({words}); the report follows here."
-        )
-        status = _StatusMessage(self.client, dm, posted)
+        status = self._status(dm, f"Grading your answer ({words}); the report follows here.")
         try:
             outcome = self.service.submit_grading(
                 text,
@@ -424,6 +420,17 @@ class SlackCoach:
         self.client.chat_postMessage(
             channel=thread.channel_id, thread_ts=thread.thread_ts, text=text, blocks=blocks
         )
+
+    def _status(self, channel: str, text: str, *, thread_ts: str | None = None) -> _StatusMessage:
+        """Post the message that will say how the work goes; if Slack refuses it, work anyway."""
+        try:
+            posted: Any = self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text
+            )
+        except SlackApiError as exc:
+            log.warning("could not post the status message in %s: %s", channel, exc)
+            posted = {}
+        return _StatusMessage(self.client, channel, posted)
 
     def _tell(self, thread: SlackThreadInfo, user_id: str, text: str) -> None:
         """A note only `user_id` sees, in the interview's thread."""
