@@ -130,13 +130,19 @@ def create_floor_app() -> FastAPI:
     from coach.llm import _CONNECTION_LIMITS  # the same connection pool as coach's client
 
     settings = Settings(llm_base_url=os.environ[FLOOR_LLM_URL])
-    client = openai.OpenAI(
-        base_url=os.environ[FLOOR_LLM_URL],
-        api_key="floor",
-        timeout=openai.Timeout(60.0, connect=settings.llm_connect_timeout),
-        max_retries=0,
-        http_client=openai.DefaultHttpxClient(limits=_CONNECTION_LIMITS),
-    )
+
+    def openai_client(kind: Any, pool: Any) -> Any:
+        """A blocking or an async client, set up as coach's LLMClient sets its own."""
+        return kind(
+            base_url=os.environ[FLOOR_LLM_URL],
+            api_key="floor",
+            timeout=openai.Timeout(60.0, connect=settings.llm_connect_timeout),
+            max_retries=0,
+            http_client=pool(limits=_CONNECTION_LIMITS),
+        )
+
+    client = openai_client(openai.OpenAI, openai.DefaultHttpxClient)
+    async_client = openai_client(openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient)
     bodies = floor_bodies(int(os.environ[FLOOR_PHASES]))
     delay_s = float(os.environ[FLOOR_DELAY_S])
     threads = settings.resolved_request_threads  # 200 with an LLM, as coach sets them
@@ -152,14 +158,6 @@ def create_floor_app() -> FastAPI:
         voice_threads.shutdown(cancel_futures=True)
 
     app = FastAPI(lifespan=lifespan)
-
-    async_client = openai.AsyncOpenAI(
-        base_url=os.environ[FLOOR_LLM_URL],
-        api_key="floor",
-        timeout=openai.Timeout(60.0, connect=settings.llm_connect_timeout),
-        max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(limits=_CONNECTION_LIMITS),
-    )
 
     def post(body: dict[str, Any]) -> bytes:
         # as coach's LLMClient posts it: the body serialised on each call, the reply as bytes

@@ -143,6 +143,18 @@ UPLOAD = "\n\n".join(
 )
 
 
+def follow_job(api: httpx.Client, poll: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Poll a job until it ends: its last status, and every progress seen on the way."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while (status := api.get(poll).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, f"still {status['status']} after 30 s"
+        if status["progress"] is not None:
+            seen.append(status["progress"])
+        time.sleep(0.05)
+    return status, seen
+
+
 def test_a_grading_job_shows_how_far_it_has_got_while_the_llm_grades(
     api: httpx.Client, scripted: ScriptedLLM
 ) -> None:
@@ -151,13 +163,7 @@ def test_a_grading_job_shows_how_far_it_has_got_while_the_llm_grades(
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["progress"] is None  # not started yet
     poll = accepted.json()["poll"]
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while (status := api.get(poll).json())["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline, f"still {status['status']} after 30 s"
-        if status["progress"] is not None:
-            seen.append(status["progress"])
-        time.sleep(0.05)
+    status, seen = follow_job(api, poll)
     assert status["status"] == "done", status
     assert status["progress"] == {"done": 8, "total": 8, "step": "Writing the report"}
     grading = [p for p in seen if p["step"].startswith("Grading ")]
@@ -179,13 +185,7 @@ def test_a_finish_job_shows_the_phases_it_grades_then_the_review(
 
     assert accepted.status_code == 202, accepted.text
     poll = accepted.json()["poll"]
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while (status := api.get(poll).json())["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline, f"still {status['status']} after 30 s"
-        if status["progress"] is not None:
-            seen.append(status["progress"])
-        time.sleep(0.05)
+    status, seen = follow_job(api, poll)
     assert status["status"] == "done", status
     # Five phases were left to grade (requirements had its grade), then the mistake review.
     assert status["progress"] == {"done": 6, "total": 6, "step": "Writing the report"}

@@ -503,25 +503,39 @@ def test_grade_opens_a_modal_and_the_report_comes_back_in_a_dm(
     assert slack.calls_to("chat.update") == []
 
 
-def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
-    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
-) -> None:
-    scripted.grade_delay = 0.5  # six phase grades: about three seconds in all
+def open_grade_modal(sender: SlackSender, slack: SlackAPIDouble) -> dict[str, Any]:
+    """`/coach grade` from U2: the modal Slack was asked to open."""
     assert sender.command("grade", user="U2").status_code == 200
-    view = slack.wait_for(lambda: slack.calls_to("views.open"), what="views.open")[0].args["view"]
+    opened = slack.wait_for(lambda: slack.calls_to("views.open"), what="views.open")[0]
+    view: dict[str, Any] = opened.args["view"]
+    return view
+
+
+def paste_and_wait_for_the_report(
+    sender: SlackSender, slack: SlackAPIDouble, view: dict[str, Any]
+) -> str:
+    """Submit WRITTEN_ANSWER in the grade modal; the DM's channel once the report is there."""
     values = {
         blocks.ANSWER_BLOCK: {
             blocks.ANSWER_INPUT: {"type": "plain_text_input", "value": WRITTEN_ANSWER}
         }
     }
     assert sender.submit_view(view, values, user="U2").status_code == 200
-
     dm = slack.wait_for(lambda: slack.calls_to("conversations.open"), what="the DM")[0]
-    channel = dm.response["channel"]["id"]
+    channel: str = dm.response["channel"]["id"]
     slack.wait_for(
         lambda: [m for m in slack.messages(channel=channel) if "Answer report" in m.text()],
         what="the report in the DM",
     )
+    return channel
+
+
+def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
+    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
+) -> None:
+    scripted.grade_delay = 0.5  # six phase grades: about three seconds in all
+    view = open_grade_modal(sender, slack)
+    channel = paste_and_wait_for_the_report(sender, slack, view)
     status = next(m for m in slack.messages(channel=channel) if "Grading your answer" in m.text())
     rewrites = [c for c in slack.calls_to("chat.update") if c.args["ts"] == status.ts]
     steps = [c.args["text"] for c in rewrites[:-1]]
@@ -542,23 +556,10 @@ def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
 def test_a_refused_status_message_does_not_stop_the_grading(
     sender: SlackSender, slack: SlackAPIDouble
 ) -> None:
-    assert sender.command("grade", user="U2").status_code == 200
-    view = slack.wait_for(lambda: slack.calls_to("views.open"), what="views.open")[0].args["view"]
-    values = {
-        blocks.ANSWER_BLOCK: {
-            blocks.ANSWER_INPUT: {"type": "plain_text_input", "value": WRITTEN_ANSWER}
-        }
-    }
+    view = open_grade_modal(sender, slack)
     slack.fail("chat.postMessage", "ratelimited")  # the "Grading your answer" message
 
-    assert sender.submit_view(view, values, user="U2").status_code == 200
-
-    dm = slack.wait_for(lambda: slack.calls_to("conversations.open"), what="the DM")[0]
-    channel = dm.response["channel"]["id"]
-    slack.wait_for(
-        lambda: [m for m in slack.messages(channel=channel) if "Answer report" in m.text()],
-        what="the report in the DM, all the same",
-    )
+    paste_and_wait_for_the_report(sender, slack, view)  # all the same
     assert slack.calls_to("chat.update") == []
 
 

@@ -45,7 +45,7 @@ from coach.grading.port import (
     PushbackExchange,
 )
 from coach.grading.report import build_report
-from coach.grading.upload import MISTAKES_STEP, REPORT_STEP, grading_step
+from coach.grading.upload import MISTAKES_STEP, announce, grading_step
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice, StaticVoice, VoiceKind
 
@@ -449,8 +449,7 @@ class InterviewEngine:
         steps = [*(grading_step(self.content, s.phase) for s in ungraded), MISTAKES_STEP]
 
         def reached(done: int) -> None:  # as grade_answer reports an upload's steps
-            if progress is not None:
-                progress(done, len(steps), steps[done] if done < len(steps) else REPORT_STEP)
+            announce(progress, steps, done)
 
         for done, state in enumerate(ungraded):
             reached(done)

@@ -18,6 +18,12 @@ def grading_step(content: Content, phase: PhaseId) -> str:
     return f"Grading phase {number} of {len(PHASE_IDS)}: {content.phase(phase).title}"
 
 
+def announce(progress: Progress | None, steps: list[str], done: int) -> None:
+    """Tell `progress` that `done` of `steps` are done; past the last, the report is written."""
+    if progress is not None:
+        progress(done, len(steps), steps[done] if done < len(steps) else REPORT_STEP)
+
+
 def grade_answer(
     text: str,
     *,
@@ -34,8 +40,7 @@ def grade_answer(
     ]
 
     def reached(done: int) -> None:
-        if progress is not None:
-            progress(done, len(steps), steps[done] if done < len(steps) else REPORT_STEP)
+        announce(progress, steps, done)
 
     question = content.question(question_id) if question_id else None
     reached(0)

@@ -28,6 +28,7 @@ from coach.content.models import PhaseId, Question
 from coach.engine import Session, Turn
 from coach.errors import CoachError, InterviewConflictError
 from coach.grading.models import Report
+from coach.grading.port import Progress
 from coach.service import CoachService
 from coach.slack import blocks
 from coach.slack.blocks import Block
@@ -77,6 +78,14 @@ class _StatusMessage:
         if now - (self._shown if self._shown is not None else self._started) >= self._every:
             self._shown = now
             self._rewrite(text)
+
+    def progress(self, doing: str) -> Progress:
+        """A grading progress callback that shows '<doing>: <step> (step n of m)…'."""
+
+        def show(done: int, total: int, step: str) -> None:
+            self.step(f"{doing}: {step} (step {min(done + 1, total)} of {total})\u2026")
+
+        return show
 
     def done(self, text: str) -> None:
         if self._shown is not None:
@@ -256,9 +265,7 @@ class SlackCoach:
                 session, report = self.service.finish(
                     thread.interview_id,
                     owner=None,
-                    progress=lambda done, total, step: status.step(
-                        f"Finishing: {step} (step {min(done + 1, total)} of {total})\u2026"
-                    ),
+                    progress=status.progress("Finishing"),
                 )
             except CoachError:
                 status.failed("Finishing failed; your answers are kept. Send `finish` again.")
@@ -336,10 +343,7 @@ class SlackCoach:
                 filename=filename,
                 question_id=question_id,
                 wait=True,
-                progress=lambda done, total, step: status.step(
-                    f"Grading your answer ({words}): {step} (step {min(done + 1, total)} "
-                    f"of {total})\u2026"
-                ),
+                progress=status.progress(f"Grading your answer ({words})"),
             )
             self.store.add_slack_grading(outcome.record.id, team_id=team_id, user_id=user_id)
         except CoachError as exc:
