@@ -281,6 +281,25 @@ def test_practice_finish_with_an_llm_says_each_step_on_stderr(
     ]
 
 
+def test_practice_next_with_an_llm_says_the_phase_being_graded_on_stderr(
+    env: dict[str, str], content: Content, scripted: ScriptedLLM, llm: LLMDouble
+) -> None:
+    llm_env = {
+        **env,
+        "COACH_LLM_BASE_URL": llm.base_url,
+        "COACH_LLM_MODEL": "double-model",
+        "COACH_LLM_JSON_MODE": "json_object",
+    }
+    result = coach(
+        "practice", "url-shortener", env=llm_env, stdin=script(PHASE_ANSWERS[0], "/next", "/quit")
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Interview saved. Resume it with" in result.stdout
+    title = content.phase("requirements").title
+    assert result.stderr.splitlines() == [f"Grading phase 1 of 6: {title}\u2026"]
+
+
 def test_practice_runs_a_whole_interview_from_stdin(
     env: dict[str, str], content: Content, tmp_path: Path
 ) -> None:

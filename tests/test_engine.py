@@ -529,6 +529,34 @@ def test_finishing_reports_each_phase_left_to_grade_then_the_review(
     assert [made for *_, made in heard] == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (6, 1)]
 
 
+def test_advancing_reports_the_grading_then_after_the_last_phase_the_review(
+    engine: InterviewEngine, content: Content, grader: RecordingGrader
+) -> None:
+    session = engine.start("twitter")
+    heard: list[tuple[int, int, str, tuple[int, int]]] = []
+
+    def progress(done: int, total: int, step: str) -> None:
+        heard.append((done, total, step, (len(grader.requests), len(grader.reviews))))
+
+    engine.answer(session, TWITTER["requirements"])
+    engine.advance(session, progress=progress)
+    requirements = f"Grading phase 1 of 6: {content.phase('requirements').title}"
+    assert heard == [(0, 1, requirements, (0, 0))]
+
+    walk_to(engine, session, "deep_dive")
+    assert engine.answer(session, TWITTER["deep_dive"])[0].kind == "pushback"
+    engine.answer(session, "Fan-out on read for celebrities keeps writes bounded.")
+    heard.clear()
+    graded = len(grader.requests)
+    assert engine.advance(session, progress=progress).outcome == "finished"
+    deep_dive = f"Grading phase 6 of 6: {content.phase('deep_dive').title}"
+    assert heard == [
+        (0, 2, deep_dive, (graded, 0)),
+        (1, 2, "Looking for common mistakes", (graded + 1, 0)),
+        (2, 2, "Writing the report", (graded + 1, 1)),
+    ]
+
+
 def test_actions_after_finish_are_refused(engine: InterviewEngine) -> None:
     session = engine.start("twitter")
     engine.answer(session, TWITTER["requirements"])

@@ -345,7 +345,8 @@ def _steps_on_stderr(settings: Settings) -> Progress | None:
         return None
 
     def progress(done: int, total: int, step: str) -> None:
-        typer.echo(f"[{done}/{total} done] {step}\u2026", err=True)
+        counted = f"[{done}/{total} done] " if total > 1 else ""  # /next grades one phase
+        typer.echo(f"{counted}{step}\u2026", err=True)
 
     return progress
 
@@ -366,7 +367,7 @@ def _practice_loop(
             elif command == "/clarify":
                 _say(engine.clarify(session, arg))
             elif command == "/next":
-                result = engine.advance(session)
+                result = engine.advance(session, progress=progress)
                 if result.outcome == "pushback":
                     typer.echo("\nBefore we leave the deep dive, one challenge.")
                     _say(result.turns[0])

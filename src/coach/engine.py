@@ -233,8 +233,13 @@ class InterviewEngine:
         self._commit(session, work)
         return reply
 
-    def advance(self, session: Session) -> AdvanceResult:
-        """Grade the current phase and open the next; past the deep dive, finish."""
+    def advance(self, session: Session, *, progress: Progress | None = None) -> AdvanceResult:
+        """Grade the current phase and open the next; past the deep dive, finish.
+
+        `progress`, when given, hears of each step as it starts: the phase's grading and,
+        after the last phase, the mistake review and the report (as `finish` tells them).
+        A pushback asked here grades nothing, so it tells nothing.
+        """
         work = self._editable(session)
         question = self._question(work)
         if work.phase == "deep_dive" and not work.pushbacks_asked and work.candidate_text().strip():
@@ -251,12 +256,15 @@ class InterviewEngine:
         # The next phase's opening depends only on that phase and on what the candidate said,
         # never on the grade, so it is worded while the phase is graded.
         opening = None if last_phase else self._start_opening(question, work)
+        # After the last phase `_finish` reviews the mistakes (every phase is graded by then).
+        steps = [grading_step(self.content, leaving), *([MISTAKES_STEP] if last_phase else [])]
+        announce(progress, steps, 0)
         grade = self._grade(work, question, leaving)
         state.grade = grade
         turns = [self._interviewer(work, "feedback", leaving, self._feedback_line(grade, state))]
 
         if opening is None:
-            report, closing = self._finish(work, question, now)
+            report, closing = self._finish(work, question, now, _one_step_on(progress))
             turns.append(closing)
             self._commit(session, work)
             return AdvanceResult(
@@ -513,6 +521,13 @@ class InterviewEngine:
 def _minutes(seconds: float) -> str:
     minutes = seconds / 60
     return f"{minutes:.0f} min" if minutes >= 1 else f"{seconds:.0f} s"
+
+
+def _one_step_on(progress: Progress | None) -> Progress | None:
+    """`progress` for steps that follow one already told: counts grow by that step."""
+    if progress is None:
+        return None
+    return lambda done, total, step: progress(done + 1, total + 1, step)
 
 
 # --- clarifying questions and pushbacks (pure functions, easy to test) -------------------
