@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_testing import serve, serve_with_llm, server_env
+from api_testing import serve, serve_with_llm, server_env, wait_until
 from coach.content import Content
 from coach.content.models import PHASE_IDS
 from coach.store import Store
@@ -515,6 +515,34 @@ def test_an_upload_graded_as_a_job_shows_which_phase_is_being_graded(
 
 
 @SQLITE_ONLY
+def test_an_upload_job_that_outlasts_the_page_names_the_page_with_its_report(
+    browser: Browser, database_url: str, tmp_path: Path, content: Content
+) -> None:
+    with LLMDouble() as double:
+        double.default = ScriptedLLM(content, grade_delay=0.5)
+        server = serve_with_llm(database_url, tmp_path, double, sync_grading_max_chars="200")
+        try:
+            with open_page(browser, server.url) as page:
+                page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
+                page.goto("/upload")
+                page.get_by_label("Your answer").fill(STRONG_UPLOAD)
+                page.get_by_role("button", name="Grade my answer").click()
+                expect(page.locator("#upload-status")).to_contain_text("Grading phase")
+                page.clock.fast_forward("20:01")
+
+                error = page.locator("#error")
+                expect(error).to_contain_text("goes on in the background")
+                grading_page = re.search(r"/gradings/[0-9a-f]+", error.inner_text())
+                assert grading_page, error.inner_text()
+                page.goto(grading_page.group(0))
+                expect(page.locator(".phase-report .badge").first).to_have_text(
+                    "LLM · double-model", timeout=30_000
+                )
+        finally:
+            server.stop()
+
+
+@SQLITE_ONLY
 def test_finish_now_shows_each_phase_being_graded_then_opens_the_report(
     browser: Browser, database_url: str, tmp_path: Path, content: Content
 ) -> None:
@@ -536,6 +564,45 @@ def test_finish_now_shows_each_phase_being_graded_then_opens_the_report(
                 assert 1 <= int(bar.get_attribute("value") or 0) <= 6
                 page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
                 expect(page.locator("h1")).to_have_text(question.title)
+                expect(page.locator(".phase-report .badge").first).to_have_text(
+                    "LLM · double-model"
+                )
+        finally:
+            server.stop()
+
+
+@SQLITE_ONLY
+def test_finish_now_that_outlasts_the_page_says_it_goes_on_and_the_report_comes(
+    browser: Browser, database_url: str, tmp_path: Path, content: Content
+) -> None:
+    question = content.question("twitter")
+    with LLMDouble() as double:
+        double.default = ScriptedLLM(content, grade_delay=0.5)
+        server = serve_with_llm(database_url, tmp_path, double)
+        try:
+            with open_page(browser, server.url) as page:
+                page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
+                iid = start_from_home(page, question.title)
+                send_answer(page, question.model_answers["requirements"])
+                page.once("dialog", lambda dialog: dialog.accept())
+                finish = page.get_by_role("button", name="Finish now and grade everything")
+                finish.click()
+                expect(page.locator("#finish-status")).to_contain_text("Grading phase")
+                page.clock.fast_forward("20:01")
+
+                error = page.locator("#error")
+                expect(error).to_contain_text("goes on in the background")
+                expect(error).to_contain_text("Your answers are saved: reload this page later")
+                expect(finish).to_be_enabled()
+
+                def finished() -> bool:
+                    reply = httpx.get(f"{server.url}/v1/interviews/{iid}", timeout=5)
+                    return bool(reply.json()["status"] == "finished")
+
+                wait_until(finished, what="the finish job to end")
+                page.reload()
+                page.get_by_role("link", name="See your report").click()
+                page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
                 expect(page.locator(".phase-report .badge").first).to_have_text(
                     "LLM · double-model"
                 )

@@ -425,11 +425,12 @@
         });
         if (response.status === 202) {
           const body = await response.json();
-          await pollGrading(
-            body.grading_id,
-            status,
-            "Your answers are saved; press \u201cFinish now\u201d again to retry.",
-          );
+          await pollGrading(body.grading_id, status, {
+            failed: "Your answers are saved; press \u201cFinish now\u201d again to retry.",
+            slow:
+              "Your answers are saved: reload this page later and \u201cSee your report\u201d " +
+              "appears once it is done.",
+          });
         }
         status.textContent = "Done: opening the report\u2026";
         window.location.assign("/interviews/" + encodeURIComponent(id) + "/report");
@@ -491,7 +492,10 @@
 
   // --- upload a whole answer -----------------------------------------------------------------
 
-  async function pollGrading(gradingId, statusElement, failedHint) {
+  // Follows a grading job until it is done. `hints.failed` says what to do when it fails,
+  // `hints.slow` what to do when the page stops waiting (the job itself goes on).
+  async function pollGrading(gradingId, statusElement, hints) {
+    hints = hints || {};
     const labels = {
       pending: "Queued: waiting for a grader\u2026",
       running: "Grading phase by phase\u2026",
@@ -505,7 +509,7 @@
         throw new ApiError(
           (body.error || "Grading failed.") +
             " " +
-            (failedHint || "Your answer is stored; open it to grade it again."),
+            (hints.failed || "Your answer is stored; open it to grade it again."),
         );
       }
       const bar = statusElement.parentElement.querySelector("progress");
@@ -523,7 +527,11 @@
       }
       await sleep(body.progress ? 500 : 1000);
     }
-    throw new ApiError("Grading is taking very long; this page will show it when it is done.");
+    throw new ApiError(
+      "This is taking very long, so the page has stopped waiting; the grading goes on in the " +
+        "background. " +
+        (hints.slow || "Reload this page later to see the report."),
+    );
   }
 
   function initUpload() {
@@ -603,7 +611,9 @@
         const body = await response.json();
         if (response.status === 202) {
           status.textContent = "Accepted: a long answer is graded as a background job\u2026";
-          await pollGrading(body.grading_id, status);
+          await pollGrading(body.grading_id, status, {
+            slow: "Its page, /gradings/" + body.grading_id + ", shows the report once it is done.",
+          });
         }
         status.textContent = "Done: opening the report\u2026";
         window.location.assign("/gradings/" + encodeURIComponent(body.grading_id));
