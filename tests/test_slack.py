@@ -788,6 +788,40 @@ def test_the_ack_comes_within_3_seconds_and_a_slow_grade_is_posted_after_it(
     assert time.monotonic() - began < 3.0
 
 
+def test_a_slow_next_shows_the_phase_being_graded_until_the_grade_comes(
+    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM, content: Content
+) -> None:
+    thread = start(sender, slack)
+    answer(sender, slack, thread, ANSWERS["requirements"])
+    scripted.grade_delay = 2.5
+
+    began = time.monotonic()
+    sender.reply("next", channel=thread.channel, thread_ts=thread.ts, user="U1")
+
+    grade = wait_for_grades(slack, thread, 1)[0]
+    title = content.phase("requirements").title
+    notices = [m for m in in_thread(slack, thread) if "Grading phase" in m.text()]
+    assert [m.text() for m in notices] == [
+        f":hourglass_flowing_sand: Grading phase 1 of 6: {title}\u2026"
+    ]
+    notice = notices[0]
+    assert 0.9 <= notice.at - began < 2.5, "shown after a second of grading, before the grade"
+    deleted = [c for c in slack.calls_to("chat.delete") if c.args["ts"] == notice.ts]
+    assert len(deleted) == 1 and notice.at < deleted[0].at <= grade.at, "gone before the grade"
+
+
+def test_a_quick_next_shows_no_progress_notice(
+    sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
+) -> None:
+    thread = start(sender, slack)
+    answer(sender, slack, thread, ANSWERS["requirements"])
+    sender.reply("next", channel=thread.channel, thread_ts=thread.ts, user="U1")
+    wait_for_grades(slack, thread, 1)
+    time.sleep(1.2)  # past the notice's delay: a notice would have been posted by now
+    assert not [m for m in in_thread(slack, thread) if "Grading phase" in m.text()]
+    assert slack.calls_to("chat.delete") == []
+
+
 def test_finish_with_a_slow_llm_rewrites_its_message_with_the_step_under_way(
     sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
 ) -> None:

@@ -179,14 +179,19 @@ class CoachService:
         return self._retrying(interview_id, owner, lambda s: self.engine.clarify(s, text))
 
     def advance(
-        self, interview_id: str, *, owner: str | None, expected_phase: str | None = None
+        self,
+        interview_id: str,
+        *,
+        owner: str | None,
+        expected_phase: str | None = None,
+        progress: Progress | None = None,
     ) -> tuple[Session, AdvanceResult]:
         """Grade the current phase and open the next, exactly once per phase.
 
         If another request changed the interview while this one was grading, a new answer
         is graded too (the phase is graded again on the fresh text); if the other request
         already moved past the phase, this one stops with a conflict instead of grading
-        the next phase by accident.
+        the next phase by accident. `progress` hears of each grading step as it starts.
         """
         for attempt in range(SAVE_RETRIES):
             session = self.store.get_interview(interview_id, owner=owner)
@@ -202,7 +207,7 @@ class CoachService:
                     f"/v1/interviews/{interview_id}/report."
                 )
             version = session.version
-            result = self.engine.advance(session)
+            result = self.engine.advance(session, progress=progress)
             try:
                 self.store.save_interview(session, expected_version=version)
             except InterviewConflictError:

@@ -103,6 +103,66 @@ class _StatusMessage:
             log.warning("could not update the status message in %s: %s", self._channel, exc)
 
 
+class _PassingNotice:
+    """A thread message that says which step is under way, shown only while work is slow.
+
+    Grading a phase with an LLM is one call that may take a minute on a local model, and
+    the thread would stay silent meanwhile. A notice appears once the work has taken
+    `after` seconds (offline grading never shows one) and is deleted when the work ends,
+    so a thread keeps only the interview. It shows the latest step told to `progress`;
+    work that tells no step (a pushback) shows none. Slack errors are logged and ignored.
+    """
+
+    def __init__(
+        self, client: WebClient, channel: str, thread_ts: str, *, after: float = 1.0
+    ) -> None:
+        self._client, self._channel, self._thread_ts = client, channel, thread_ts
+        self._lock = threading.Lock()  # the timer thread posts, the worker closes
+        self._step: str | None = None
+        self._shown: str | None = None
+        self._ts: str | None = None
+        self._shown_at = 0.0
+        self._over = False
+        self._timer = threading.Timer(after, self._show)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def progress(self, done: int, total: int, step: str) -> None:
+        counted = f" (step {min(done + 1, total)} of {total})" if total > 1 else ""
+        with self._lock:
+            self._step = f":hourglass_flowing_sand: {step}{counted}\u2026"
+        # Past `after`, a new step shows at once, but Slack allows about one rewrite a second.
+        if not self._timer.is_alive() and time.monotonic() - self._shown_at >= 1.0:
+            self._show()
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._over = True
+            if self._ts is None:
+                return
+            try:
+                self._client.chat_delete(channel=self._channel, ts=self._ts)
+            except SlackApiError as exc:
+                log.warning("could not delete the progress notice in %s: %s", self._channel, exc)
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._over or self._step is None or self._step == self._shown:
+                return
+            try:
+                if self._ts is None:
+                    posted = self._client.chat_postMessage(
+                        channel=self._channel, thread_ts=self._thread_ts, text=self._step
+                    )
+                    self._ts = str(posted.get("ts") or "") or None
+                else:
+                    self._client.chat_update(channel=self._channel, ts=self._ts, text=self._step)
+            except SlackApiError as exc:
+                log.warning("could not show the progress notice in %s: %s", self._channel, exc)
+            self._shown, self._shown_at = self._step, time.monotonic()
+
+
 class SlackCoach:
     """The Slack front door's behaviour over one service and one Web API client."""
 
@@ -228,15 +288,21 @@ class SlackCoach:
         if not self._is_candidate(thread, user_id):
             return
         with self._turn(thread), self._telling(thread, user_id):
+            notice = _PassingNotice(self.client, thread.channel_id, thread.thread_ts)
             try:
                 session, result = self.service.advance(
-                    thread.interview_id, owner=None, expected_phase=expected_phase
+                    thread.interview_id,
+                    owner=None,
+                    expected_phase=expected_phase,
+                    progress=notice.progress,
                 )
             except InterviewConflictError:
                 if expected_phase is None:
                     raise
                 self._tell(thread, user_id, "That phase was already graded; see above.")
                 return
+            finally:
+                notice.close()
             if result.grade is not None:
                 self._post(
                     thread,
