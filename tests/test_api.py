@@ -127,7 +127,7 @@ def test_bad_input_gets_clear_errors_and_loses_nothing(api: httpx.Client) -> Non
     )
     assert not_json.status_code == 422
     assert not_json.json()["code"] == "invalid_body"
-    assert "not valid JSON" in not_json.json()["message"]
+    assert "not UTF-8 text (bad byte at offset 0)" in not_json.json()["message"]
     cut_short = api.post(
         f"/v1/interviews/{iid}/answers",
         content=b'{"text": "abc"',

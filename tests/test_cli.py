@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,52 @@ def test_grade_oversized_input_names_the_limit(env: dict[str, str]) -> None:
     result = coach("grade", "-", env={**env, "COACH_MAX_UPLOAD_BYTES": "100"}, stdin="x " * 200)
     assert result.returncode == 2
     assert "COACH_MAX_UPLOAD_BYTES" in result.stderr and len(result.stderr.splitlines()) == 1
+    # coach stops reading one byte past the limit: it says "over", not a made-up size
+    assert "is over 100 bytes; the limit is 100 bytes" in result.stderr
+
+
+def text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF whose text is `lines` (Helvetica), built by hand: no PDF writer needed.
+    Its page is compressed, as real PDFs' are, so the file's bytes do not hold the text."""
+    shown = " ".join(f"({line}) Tj T*" for line in lines)
+    stream = zlib.compress(f"BT /F1 10 Tf 14 TL 40 800 Td {shown} ET".encode())
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
+    return out + b"startxref\n%d\n%%%%EOF\n" % xref
+
+
+def test_grade_reads_a_pdf_as_the_api_does(env: dict[str, str], tmp_path: Path) -> None:
+    answer = tmp_path / "answer.pdf"
+    answer.write_bytes(
+        text_pdf(
+            [
+                "## Requirements",
+                "Users shorten long URLs. Out of scope: analytics. Redirects under 50 ms p99.",
+                "## Estimation",
+                "100M new URLs a day is about 1,200 writes per second; reads are 100x.",
+            ]
+        )
+    )
+    result = coach("grade", str(answer), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    phases = {grade["phase"]: grade for grade in json.loads(result.stdout)["phases"]}
+    quotes = [c["evidence"] for grade in phases.values() for c in grade["criteria"] if c["met"]]
+    assert any("1,200 writes per second" in quote for quote in quotes), quotes
+    assert phases["requirements"]["score"] > 0 and phases["estimation"]["score"] > 0
 
 
 # --- practice ---------------------------------------------------------------------------------
@@ -466,3 +513,26 @@ def test_serve_prints_its_url_and_keeps_idle_connections_as_configured(
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_serve_on_a_taken_port_says_so_and_how_to_pick_another(env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = coach("serve", "--port", str(port), env=env)
+    assert result.returncode == 2
+    assert "serving at" not in result.stdout, "no URL is promised for a server that cannot start"
+    assert result.stderr.splitlines() == [
+        f"error: Port {port} on 127.0.0.1 is already in use (another coach serve?). Stop that, "
+        f"or pick a free port: coach serve --port {port + 1} (or COACH_PORT)."
+    ]
+
+
+def test_tokens_create_works_on_a_fresh_data_folder(env: dict[str, str]) -> None:
+    created = coach("tokens", "create", "ci", env=env)  # no coach serve or db upgrade before
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("coach_"), created.stdout
+    listed = coach("tokens", "list", env=env)
+    assert listed.returncode == 0 and " ci " in listed.stdout and "active" in listed.stdout

@@ -65,7 +65,7 @@ if _MISSING and os.environ.get("COACH_TEST_REQUIRE_BROWSER"):
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 if _MISSING is None:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -331,6 +331,26 @@ def test_an_upload_is_graded_as_a_job_then_shows_the_report(
             shot(page, "upload-report")
     finally:
         server.stop()
+
+
+@SQLITE_ONLY
+def test_the_api_docs_work_with_no_network(page: Page, server: ServerProcess) -> None:
+    # Only the coach server answers; a page that needs a CDN would stay blank.
+    asked_elsewhere: list[str] = []
+
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            asked_elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    page.goto("/docs")
+    expect(page.locator(".info .title")).to_contain_text("coach")
+    create = page.locator('.opblock-summary-path[data-path="/v1/interviews"]').first
+    expect(create).to_be_visible()
+    assert asked_elsewhere == []
 
 
 @SQLITE_ONLY

@@ -29,7 +29,7 @@ from coach.grading.port import Progress
 from coach.render import duration, grade_text, report_markdown, report_text
 from coach.sessions_file import SessionFiles
 from coach.slack.cli import slack_app
-from coach.text_input import decode_upload
+from coach.text_input import upload_text
 
 if TYPE_CHECKING:
     from coach.store import Store
@@ -503,7 +503,9 @@ def _read_answer_bytes(file: str | None, max_bytes: int) -> tuple[bytes, str]:
 def grade_command(
     file: Annotated[
         str | None,
-        typer.Argument(help="Answer file (Markdown or text), or - for stdin.", show_default=False),
+        typer.Argument(
+            help="Answer file (Markdown, text or PDF), or - for stdin.", show_default=False
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     question: Annotated[
@@ -513,7 +515,8 @@ def grade_command(
     """Grade a whole written answer: split into phases, score each, list mistakes."""
     settings = _settings()
     data, what = _read_answer_bytes(file, settings.max_upload_bytes)
-    text = decode_upload(data, max_bytes=settings.max_upload_bytes, what=what)
+    # _read_answer_bytes stops one byte past the limit: past it, the true size is unknown
+    text = upload_text(data, what=what, max_bytes=settings.max_upload_bytes, whole=False)
     content = _content(settings)
     from coach.grading.factory import make_grader
     from coach.grading.upload import grade_answer
@@ -597,6 +600,7 @@ def serve_command(
             "Several workers need a shared database: set COACH_DATABASE_URL to PostgreSQL, "
             "or run one worker with SQLite."
         )
+    _check_can_listen(settings.host, settings.port)
     store = Store.from_settings(settings)
     try:
         store.upgrade()  # the embedded default migrates itself; PostgreSQL is a no-op if current
@@ -617,6 +621,36 @@ def serve_command(
         timeout_keep_alive=settings.keep_alive_seconds,
         log_level="warning",
     )
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind the address once before saying "serving at": uvicorn would print the URL's
+    promise first, then a raw bind error that names neither --port nor COACH_PORT."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CoachError(
+            f"Cannot listen on {host!r} ({exc.strerror}); set --host or COACH_HOST to an "
+            "address of this machine, e.g. 127.0.0.1."
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CoachError(
+                    f"Port {port} on {host} is already in use (another coach serve?). Stop "
+                    f"that, or pick a free port: coach serve --port {port + 1} (or COACH_PORT)."
+                ) from None
+            low = " (ports under 1024 need root)" if port < 1024 else ""
+            raise CoachError(
+                f"Cannot listen on {host}:{port}: {exc.strerror}{low}. Pick another address "
+                "or port with --host/--port (or COACH_HOST/COACH_PORT)."
+            ) from None
 
 
 @app.command("worker")
@@ -663,16 +697,29 @@ app.add_typer(slack_app, name="slack")
 
 
 def _store() -> Store:
+    """The configured store; the embedded SQLite default migrates itself first, as `coach
+    serve` does, so `coach tokens create` works on a fresh data folder. PostgreSQL is
+    migrated only by `coach db upgrade`, a step its operator runs on purpose."""
     from coach.store import Store
 
-    return Store.from_settings(_settings())
+    settings = _settings()
+    store = Store.from_settings(settings)
+    if settings.uses_sqlite:
+        try:
+            store.upgrade()
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 @db_app.command("upgrade")
 @_friendly
 def db_upgrade_command() -> None:
     """Create or migrate coach's tables in the configured database (safe to run again)."""
-    with _store() as store:
+    from coach.store import Store
+
+    with Store.from_settings(_settings()) as store:
         before = store.revision()
         store.upgrade()
         after = store.revision()

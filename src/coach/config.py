@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     )
     auth: Literal["none", "token"] = Field(
         default="none",
-        description="none: local single-user mode, no login; token: every API call needs a "
-        "bearer token made with `coach tokens create NAME`, and sees only its own interviews.",
+        description="none: local single-user mode, no login; token: every /v1/ call needs a "
+        "bearer token made with `coach tokens create NAME`, and sees only its own interviews "
+        "(the health probes, /metrics and /docs stay open).",
     )
     rate_limit: str = Field(
         default="60/minute",
@@ -157,8 +158,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         default="coach",
         min_length=1,
-        description="Prefix of every Redis key and queue name coach uses, so several coach "
-        "deployments (or test runs) can share one Redis.",
+        description="Prefix of coach's own Redis names (the job queue, breaker keys, rate-limit "
+        "counters); rq's bookkeeping keys are not prefixed, so deployments that must not see "
+        "each other's jobs use separate Redis databases.",
     )
 
     # --- Slack (the bot at /slack/events) -----------------------------------------------------

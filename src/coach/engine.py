@@ -187,7 +187,7 @@ class InterviewEngine:
         name = None
         if candidate is not None and candidate.strip():
             name = clean_text(
-                candidate, max_chars=MAX_CANDIDATE_NAME, what="candidate name"
+                candidate, max_chars=MAX_CANDIDATE_NAME, what="candidate name", field="candidate"
             ).strip()
         now = self.clock()
         session = Session(question_id=question.id, candidate=name, created_at=now)

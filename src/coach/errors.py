@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def shown_id(value: str, limit: int = 64) -> str:
+    """An id as an error message quotes it: a caller's 65 KB 'id' is not echoed back whole."""
+    return value if len(value) <= limit else value[:limit] + f"\u2026 ({len(value):,} characters)"
+
+
 class CoachError(Exception):
     """Base of coach's own errors; front doors turn these into messages, never tracebacks."""
 
@@ -22,9 +27,16 @@ class UnknownQuestionError(CoachError):
 
 
 class InputError(CoachError):
-    """Candidate input was rejected; the session it was meant for is unchanged."""
+    """Candidate input was rejected; the session it was meant for is unchanged.
+
+    `field` names the request field the input came in (for API clients that highlight it).
+    """
 
     code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str = "text") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class EmptyInputError(InputError):
@@ -37,6 +49,12 @@ class BinaryInputError(InputError):
     """The bytes were not text (NUL bytes, undecodable, or mostly control characters)."""
 
     code = "binary_input"
+
+
+class InvalidTextError(InputError):
+    """The text holds something that is no character (an unpaired UTF-16 surrogate)."""
+
+    code = "invalid_text"
 
 
 class InputTooLargeError(InputError):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from coach.config import Settings
 from coach.content.loader import Content, load_content
+from coach.content.models import PHASE_IDS
 from coach.engine import AdvanceResult, InterviewEngine, Session, Turn
 from coach.errors import InterviewConflictError, InterviewStateError
 from coach.grading.factory import make_grader, make_voice
@@ -57,6 +58,25 @@ class GradingOutcome:
 
     record: GradingRecord
     report: Report | None
+
+
+def check_can_advance(session: Session, expected_phase: str | None) -> None:
+    """Refuse an advance that cannot happen: the interview is past `expected_phase` (another
+    request graded it), not yet at it, or finished."""
+    if expected_phase is not None and session.phase != expected_phase:
+        if expected_phase in PHASE_IDS and PHASE_IDS.index(expected_phase) > session.phase_index:
+            raise InterviewConflictError(
+                f"The interview is in the {session.phase} phase, not {expected_phase}: "
+                f"{expected_phase} has not been reached yet. Advance grades the current phase."
+            )
+        raise InterviewConflictError(
+            f"The interview is in the {session.phase} phase, not {expected_phase}: the "
+            "phase was already graded (perhaps by another request). Reload it."
+        )
+    if session.finished:
+        raise InterviewStateError(
+            f"This interview is finished; get its report at /v1/interviews/{session.id}/report."
+        )
 
 
 class CoachService:
@@ -195,17 +215,8 @@ class CoachService:
         """
         for attempt in range(SAVE_RETRIES):
             session = self.store.get_interview(interview_id, owner=owner)
-            if expected_phase is not None and session.phase != expected_phase:
-                raise InterviewConflictError(
-                    f"The interview is in the {session.phase} phase, not {expected_phase}: the "
-                    "phase was already graded (perhaps by another request). Reload it."
-                )
+            check_can_advance(session, expected_phase)
             expected_phase = expected_phase or session.phase
-            if session.finished:
-                raise InterviewStateError(
-                    "This interview is finished; get its report at "
-                    f"/v1/interviews/{interview_id}/report."
-                )
             version = session.version
             result = self.engine.advance(session, progress=progress)
             try:

@@ -9,11 +9,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from coach import __version__
 from coach.api.deps import RateLimiter
@@ -33,6 +36,23 @@ from coach.web.routes import router as web_router
 log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (10_000, 20, 20)  # the garbage collector's generations, in a serving process
+
+
+def _serve_api_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from files installed with coach (the fastapi-swagger package ships
+    a current Swagger UI, which reads OpenAPI 3.1), so the docs work with no network."""
+    assets = files("fastapi_swagger") / "resources"
+    app.mount("/docs/assets", StaticFiles(directory=str(assets)), name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="coach API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
 
 def _redis_reason(settings: Settings, exc: Exception) -> str:
@@ -92,6 +112,8 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
         version=__version__,
         summary="A system design interview coach: mock interviews, graded answers, a quiz.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load Swagger UI from a CDN: served locally below
+        redoc_url=None,
     )
     app.state.service = service or CoachService(settings)
     app.state.metrics = metrics
@@ -106,12 +128,15 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
     app.include_router(slack_router(app.state.service))  # POST /slack/events
     app.include_router(web_router)
 
-    @app.get("/healthz", tags=["ops"])
+    _serve_api_docs(app)
+
+    # HEAD too: load balancers and uptime checkers often probe with it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["ops"])
     def healthz() -> dict[str, str]:
         """The process is up (no dependency is checked)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.api_route("/readyz", methods=["GET", "HEAD"], tags=["ops"])
     def readyz(request: Request) -> JSONResponse:
         """Ready to serve: the database (and Redis and its job queue, when set) answer."""
         svc: CoachService = request.app.state.service

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,9 +31,9 @@ STATUS_FOR: list[tuple[type[errors.CoachError], int]] = [
     (errors.StoreUnavailableError, 503),
 ]
 
-# Which request field a coach error is about, for clients that highlight it.
+# Which request field a coach error is about, for clients that highlight it (an InputError
+# names its own: the text of an answer, a candidate name, an uploaded file).
 FIELD_FOR: dict[type[errors.CoachError], str] = {
-    errors.InputError: "text",
     errors.UnknownQuestionError: "question_id",
 }
 
@@ -62,24 +62,54 @@ def status_of(exc: errors.CoachError) -> int:
     return next((status for kind, status in STATUS_FOR if isinstance(exc, kind)), 400)
 
 
-_SEND_JSON = 'send a JSON object such as {"text": "..."} with Content-Type: application/json.'
+def _send_json(request: Request) -> str:
+    """How to send this route's body, e.g. 'send a JSON object such as {"text": "..."} ...'."""
+    model: Any = None
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is not None:
+        annotation = body_field.field_info.annotation
+        # `Model | None` for an optional body: the model is the member that has fields.
+        members = get_args(annotation) or (annotation,)
+        model = next((m for m in members if hasattr(m, "model_fields")), None)
+    if model is None:
+        example = '{"text": "..."}'
+    else:
+        fields = model.model_fields
+        shown = [name for name, info in fields.items() if info.is_required()] or list(fields)
+        example = "{" + ", ".join(f'"{name}": "..."' for name in shown) + "}"
+    return f"send a JSON object such as {example} with Content-Type: application/json."
 
 
-def _unreadable_body(problem: Mapping[str, Any]) -> str | None:
+def _unreadable_body(problem: Mapping[str, Any], request: Request) -> str | None:
     """What is wrong with a body that is no JSON object at all, or None when it is one.
 
     Pydantic's own words for these ("0: JSON decode error", "Input should be a valid
     dictionary") name neither the body nor the fix."""
     if problem.get("type") == "json_invalid":
         where = problem.get("loc", ())[-1:]
-        error = (problem.get("ctx") or {}).get("error", "")
-        detail = f" ({error} at character {where[0]})" if error and where else ""
-        return f"The request body is not valid JSON{detail}; {_SEND_JSON}"
+        error = str((problem.get("ctx") or {}).get("error", ""))
+        # json's messages end in "at" ("Unterminated string starting at"), some do not
+        at = "" if error.endswith(" at") else " at"
+        detail = f" ({error}{at} character {where[0]})" if error and where else ""
+        return f"The request body is not valid JSON{detail}; {_send_json(request)}"
     if tuple(problem.get("loc", ())) != ("body",):
         return None  # a field inside the object: the usual message names it
     if problem.get("type") == "missing":
-        return f"The request has no body; {_SEND_JSON}"
-    return f"The request body is not a JSON object; {_SEND_JSON}"
+        return f"The request has no body; {_send_json(request)}"
+    return f"The request body is not a JSON object; {_send_json(request)}"
+
+
+def _unparsable_body(cause: BaseException | None, request: Request) -> str:
+    """Why FastAPI could not even parse the body (its bare "error parsing the body")."""
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"is not UTF-8 text (bad byte at offset {cause.start})"
+    elif isinstance(cause, RecursionError):
+        why = "is nested too deeply to read"
+    elif isinstance(cause, ValueError) and "digits" in str(cause):
+        why = "holds a number too long to read"
+    else:
+        why = "could not be read as JSON"
+    return f"The request body {why}; {_send_json(request)}"
 
 
 def _wants_a_page(request: Request) -> bool:
@@ -105,14 +135,16 @@ def install_error_handlers(
 
     @app.exception_handler(errors.CoachError)
     async def coach_error(_: Request, exc: errors.CoachError) -> JSONResponse:
-        field = next((f for kind, f in FIELD_FOR.items() if isinstance(exc, kind)), None)
+        field = getattr(exc, "field", None) or next(
+            (f for kind, f in FIELD_FOR.items() if isinstance(exc, kind)), None
+        )
         return JSONResponse(error_body(exc.code, str(exc), field), status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
-        if (why := _unreadable_body(first)) is not None:
+        if (why := _unreadable_body(first, request)) is not None:
             return JSONResponse(error_body("invalid_body", why), status_code=422)
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
@@ -125,13 +157,14 @@ def install_error_handlers(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON
             return JSONResponse(
-                error_body(
-                    "invalid_body",
-                    f"The request body is not valid JSON (it is not UTF-8 text); {_SEND_JSON}",
-                ),
+                error_body("invalid_body", _unparsable_body(exc.__cause__, request)),
                 status_code=422,
             )
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "request_too_large",  # a body over COACH_MAX_REQUEST_BYTES, sent in chunks
+        }.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # no route has this path
             if page_not_found is not None and _wants_a_page(request):

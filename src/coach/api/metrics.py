@@ -11,6 +11,7 @@ import time
 from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coach.grading.models import PhaseGrade
@@ -108,7 +109,7 @@ class MetricsAndLimitsMiddleware:
             if message["type"] == "http.request":
                 seen["bytes"] += len(message.get("body", b""))
                 if seen["bytes"] > self.max_body:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body)
             return message
 
         async def recording_send(message: Message) -> None:
@@ -133,18 +134,25 @@ class MetricsAndLimitsMiddleware:
         self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _too_large_message(limit: int) -> str:
+    return (
+        f"The request body is over the {limit:,}-byte limit (COACH_MAX_REQUEST_BYTES, a server "
+        "setting); send a shorter answer."
+    )
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised while a chunked body is read. An HTTPException, so FastAPI's body parser passes
+    it on (any other error there becomes its 400 "error parsing the body") and the API's
+    error handler answers 413; a route reading the body itself lets it reach the middleware."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=_too_large_message(limit))
 
 
 async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps(
-        {
-            "code": "request_too_large",
-            "message": f"The request body is over the {limit:,}-byte limit "
-            "(COACH_MAX_REQUEST_BYTES); send a shorter answer.",
-            "field": None,
-        }
+        {"code": "request_too_large", "message": _too_large_message(limit), "field": None}
     ).encode()
     await send(
         {

@@ -15,7 +15,7 @@ from coach.api.schemas import GradingProgress, GradingRequest, GradingStatus, er
 from coach.grading.models import Report
 from coach.render import report_markdown
 from coach.store import GradingRecord
-from coach.text_input import clean_text, decode_upload, pdf_text
+from coach.text_input import UPLOAD_TOO_LARGE_HINT, clean_text, upload_text, upload_too_large
 
 router = APIRouter(
     prefix="/v1/gradings",
@@ -76,8 +76,37 @@ def accepted(record: GradingRecord) -> JSONResponse:
     )
 
 
-async def read_request(request: Request, max_bytes: int, max_chars: int) -> GradingRequest:
-    """A JSON body or a multipart upload, as one GradingRequest with clean text."""
+_FORM_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_FORM_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _form_flag(value: object, name: str) -> bool | None:
+    """A multipart field read as a boolean; anything but the usual spellings is refused."""
+    if value is None:
+        return None
+    flag = _FORM_BOOLEANS.get(str(value).strip().lower())
+    if flag is None:
+        raise APIError(
+            422,
+            "validation_error",
+            f"{name}: {str(value)[:40]!r} is not a boolean; send true or false.",
+            field=name,
+        )
+    return flag
+
+
+def _first_problem(exc: ValidationError) -> APIError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    message = f"{field}: {first['msg']}" if field else str(first["msg"])
+    return APIError(422, "validation_error", message, field=field)
+
+
+async def read_request(request: Request, max_bytes: int) -> GradingRequest:
+    """A JSON body or a multipart upload, as one GradingRequest with clean text.
+
+    Either way the answer may be `max_bytes` long in UTF-8 (COACH_MAX_UPLOAD_BYTES).
+    """
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         form = await request.form()
@@ -91,21 +120,18 @@ async def read_request(request: Request, max_bytes: int, max_chars: int) -> Grad
             )
         data = await upload.read()
         name = upload.filename or "upload"
-        if data[:5] == b"%PDF-":
-            text = clean_text(pdf_text(data), max_chars=max_chars, what=f"PDF {name!r}")
-        else:
-            text = decode_upload(data, max_bytes=max_bytes, what=f"file {name!r}")
-        wait = form.get("wait")
+        text = upload_text(data, what=f"file {name!r}", max_bytes=max_bytes)
+        wait = _form_flag(form.get("wait"), "wait")
         try:
             question_id = form.get("question_id")
             return GradingRequest(
                 text=text,
                 filename=name[:255],
                 question_id=str(question_id) if question_id else None,
-                wait=None if wait is None else str(wait).lower() in ("1", "true", "yes"),
+                wait=wait,
             )
         except ValidationError as exc:
-            raise APIError(422, "validation_error", str(exc.errors()[0]["msg"])) from exc
+            raise _first_problem(exc) from exc
     if kind not in ("application/json", ""):
         raise APIError(
             415,
@@ -115,15 +141,12 @@ async def read_request(request: Request, max_bytes: int, max_chars: int) -> Grad
     try:
         body = GradingRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise APIError(
-            422,
-            "validation_error",
-            f"{field}: {first['msg']}" if field else first["msg"],
-            field=field,
-        ) from exc
-    return body.model_copy(update={"text": clean_text(body.text, max_chars=max_chars)})
+        raise _first_problem(exc) from exc
+    size = len(body.text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise upload_too_large("answer", size, max_bytes, field="text")
+    text = clean_text(body.text, max_chars=max_bytes, too_large_hint=UPLOAD_TOO_LARGE_HINT)
+    return body.model_copy(update={"text": text})
 
 
 @router.post(
@@ -139,7 +162,7 @@ async def create_grading(request: Request, service: Service, owner: LLMOwner) ->
     stored before grading starts, so nothing is lost if grading fails: retry the job.
     """
     settings = service.settings
-    body = await read_request(request, settings.max_upload_bytes, settings.max_upload_bytes)
+    body = await read_request(request, settings.max_upload_bytes)
     outcome = await anyio.to_thread.run_sync(
         lambda: service.submit_grading(
             body.text,

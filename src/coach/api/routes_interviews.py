@@ -32,7 +32,7 @@ from coach.errors import CoachError
 from coach.grading.models import Report
 from coach.llm import streaming_tokens
 from coach.render import report_markdown
-from coach.service import CoachService
+from coach.service import CoachService, check_can_advance
 from coach.store import InterviewSummary
 
 router = APIRouter(
@@ -148,11 +148,12 @@ async def advance_stream(
 ) -> EventSourceResponse:
     """Like /advance, as Server-Sent Events: `token` events while the LLM writes, then one
     `grade` event with the validated result (or one `error` event). Offline: `grade` at once."""
-    # 404 before the stream starts; a database read, so not on the event loop.
-    await anyio.to_thread.run_sync(
+    # 404 or 409 before the stream starts; a database read, so not on the event loop.
+    session = await anyio.to_thread.run_sync(
         functools.partial(service.get_interview, interview_id, owner=owner)
     )
     expected = body.phase if body else None
+    check_can_advance(session, expected)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str] = asyncio.Queue()
 

@@ -26,7 +26,7 @@ from coach.content.models import (
     Vocabulary,
     VocabularyTerm,
 )
-from coach.errors import ContentError, UnknownQuestionError
+from coach.errors import ContentError, UnknownQuestionError, shown_id
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -101,7 +101,7 @@ class Content:
         except KeyError:
             known = ", ".join(self.questions)
             raise UnknownQuestionError(
-                f"No question with id {question_id!r}. Known ids: {known}."
+                f"No question with id {shown_id(question_id)!r}. Known ids: {known}."
             ) from None
 
     def render(self, template: str, **context: Any) -> str:

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from coach.errors import InputError, InputTooLargeError
-from coach.text_input import clean_text, decode_upload, pdf_text
+from coach.errors import InputError
+from coach.text_input import upload_text, upload_too_large
 
 SLACK_FILE_HOSTS = ("files.slack.com", "slack-files.com")
 DOWNLOAD_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
@@ -59,10 +59,7 @@ def download(url: str, *, token: str, api_url: str, max_bytes: int) -> bytes:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise InputTooLargeError(
-                        f"The file is over the {max_bytes:,}-byte limit; trim it or raise "
-                        "COACH_MAX_UPLOAD_BYTES."
-                    )
+                    raise upload_too_large("file", size, max_bytes, whole=False)
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise FileDownloadError(f"The file could not be fetched from Slack ({exc}).") from exc
@@ -71,9 +68,7 @@ def download(url: str, *, token: str, api_url: str, max_bytes: int) -> bytes:
 
 def answer_text(data: bytes, *, name: str, max_bytes: int) -> str:
     """Markdown, plain text or PDF bytes as clean answer text (the API's upload rules)."""
-    if data[:5] == b"%PDF-":
-        return clean_text(pdf_text(data), max_chars=max_bytes, what=f"PDF {name!r}")
-    return decode_upload(data, max_bytes=max_bytes, what=f"file {name!r}")
+    return upload_text(data, what=f"file {name!r}", max_bytes=max_bytes)
 
 
 def file_url(file: dict[str, Any]) -> str | None:

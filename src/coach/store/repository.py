@@ -54,6 +54,7 @@ from coach.errors import (
     InterviewNotFoundError,
     InterviewStateError,
     StoreUnavailableError,
+    shown_id,
 )
 from coach.grading.models import Report
 from coach.store import migrate
@@ -422,8 +423,8 @@ class Store:
                     raw = conn.scalar(_SESSION_OF_OWNER, params)
         if raw is None:
             raise InterviewNotFoundError(
-                f"No interview {interview_id}. Check the id; an interview is only visible to "
-                "the API token that started it."
+                f"No interview {shown_id(interview_id)}. Check the id; an interview is only "
+                "visible to the API token that started it."
             )
         try:
             session = Session.model_validate_json(raw)
@@ -504,7 +505,8 @@ class Store:
             stored = conn.scalar(select(Interview.version).where(Interview.id == interview_id))
         if stored is None:
             return InterviewNotFoundError(
-                f"No interview {interview_id} to save. Create it first (create_interview)."
+                f"No interview {shown_id(interview_id)} to save. Create it first "
+                "(create_interview)."
             )
         return InterviewConflictError(
             f"Interview {interview_id} was changed by another request (it is at version "
@@ -786,8 +788,8 @@ class Store:
     @staticmethod
     def _grading_not_found(grading_id: str) -> GradingNotFoundError:
         return GradingNotFoundError(
-            f"No grading {grading_id}. Check the id; a grading is only visible to the API "
-            "token that uploaded it."
+            f"No grading {shown_id(grading_id)}. Check the id; a grading is only visible to the "
+            "API token that uploaded it."
         )
 
     # -- API tokens -----------------------------------------------------------------------------
@@ -798,7 +800,8 @@ class Store:
         if not name or len(name) > NAME_LENGTH or not name.isprintable():
             raise InputError(
                 f"A token name needs 1 to {NAME_LENGTH} printable characters, e.g. 'ci' or "
-                "'alice-laptop'."
+                "'alice-laptop'.",
+                field="name",
             )
         token_id = _new_id()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
