@@ -148,6 +148,7 @@ def test_broken_question_names_file_and_field(
     assert message.startswith(f"{path}: ")
     for fragment in fragments:
         assert fragment in message
+    assert "(got dict)" not in message, "a field's own value is shown, not its parent's type"
 
 
 def test_question_file_that_is_not_yaml_says_so(content_copy: Path) -> None:

@@ -677,6 +677,7 @@ def worker_command(
             "COACH_DATABASE_URL to the same PostgreSQL database they use."
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up, at every start
     grading = "an LLM (" + settings.llm_model + ")" if settings.llm_enabled else "offline"
     typer.echo(f"coach worker: queue {queue_name(settings)}; grading: {grading}; Ctrl+C stops it")
     run_worker(settings, burst=burst)

@@ -52,10 +52,16 @@ def _describe_errors(path: Path, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "missing":  # its input is the enclosing mapping: nothing to show
+            parts.append(f"field '{where}': {err['msg']}")
+            continue
         got = err.get("input")
-        shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
+        if isinstance(got, dict):
+            shown = f"a mapping of {len(got)} key(s)"
+        elif isinstance(got, list):
+            shown = f"a list of {len(got)} item(s)"
+        else:
+            shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
         parts.append(f"field '{where}': {err['msg']} (got {shown})")
     return f"{path}: " + "; ".join(parts)
 

@@ -51,6 +51,11 @@ class TeamStats:
         return min(self.phase_averages, key=lambda p: (self.phase_averages[p], PHASE_IDS.index(p)))
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 practice', '3 practices'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def team_stats(practice: list[SlackPractice]) -> TeamStats:
     """Per-member counts and means, and each phase's mean over every graded phase."""
     by_member: dict[str, list[SlackPractice]] = defaultdict(list)
@@ -76,7 +81,7 @@ def team_stats(practice: list[SlackPractice]) -> TeamStats:
 
 
 def _member_line(rank: int, m: MemberStats) -> str:
-    count = f"{m.practices} practice{'s' if m.practices != 1 else ''}"
+    count = _count(m.practices, "practice")
     score = (
         f"average *{m.average:.0f}*/100 over {m.scored}"
         if m.average is not None
@@ -130,7 +135,7 @@ def weekly_summary_blocks(
     return [
         header("Weekly practice summary"),
         section(
-            f"{stats.practices} practice{'s' if stats.practices != 1 else ''} by {members} "
+            f"{_count(stats.practices, 'practice')} by {members} "
             f"member{'s' if members != 1 else ''}, {span}."
         ),
         section("\n".join(_member_line(i, m) for i, m in enumerate(ranked[:25], start=1))),
@@ -152,6 +157,6 @@ def post_weekly_summary(
     since = until - WEEK
     stats = team_stats(store.slack_practice(team_id, since=since))
     blocks = weekly_summary_blocks(stats, content, since=since, until=until)
-    text = f"Weekly practice summary: {stats.practices} practices."
+    text = f"Weekly practice summary: {_count(stats.practices, 'practice')}."
     response = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
     return dict(response.data) if isinstance(response.data, dict) else {}
