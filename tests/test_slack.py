@@ -713,6 +713,8 @@ def test_requests_without_a_valid_signature_are_refused_before_anything_happens(
         headers = sender.headers(body, timestamp=int(time.time()) + skew)
     response = sender.post(body, "application/json", headers=headers, signed=False)
     assert response.status_code == 401
+    assert response.json()["code"] == "invalid_slack_signature"
+    assert "COACH_SLACK_SIGNING_SECRET" in response.json()["message"]
     settle()
     assert slack.messages() == []
     with Store(bot.database_url) as store:

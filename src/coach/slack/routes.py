@@ -24,6 +24,12 @@ NOT_CONFIGURED = (
     "COACH_SLACK_BOT_TOKEN (from the Slack app created with slack/manifest.yaml) and restart."
 )
 
+BAD_SIGNATURE = (
+    "The request's Slack signature is missing, wrong or more than 5 minutes old. If Slack sent "
+    "it, set COACH_SLACK_SIGNING_SECRET to the app's Signing Secret (Basic Information) and "
+    "check this server's clock."
+)
+
 
 class ThreadedSlackRequestHandler(SlackRequestHandler):
     """bolt's FastAPI adapter, with the (blocking) dispatch moved off the event loop.
@@ -38,6 +44,8 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
         body = await req.body()
         bolt_request = to_bolt_request(req, body, addition_context_properties)
         bolt_response = await anyio.to_thread.run_sync(self.app.dispatch, bolt_request)
+        if bolt_response.status == 401:  # bolt's bare {"error": "invalid request"}
+            return JSONResponse(error_body("invalid_slack_signature", BAD_SIGNATURE), 401)
         return to_starlette_response(bolt_response)
 
 
