@@ -696,5 +696,8 @@ def test_token_mode_signs_in_with_an_http_only_cookie(
             page.get_by_role("button", name="Sign out").click()
             page.goto("/")
             expect(page).to_have_url(re.compile("/signin"))
+            # The study pages (model answers) are closed too, as /v1/questions/{id} is.
+            page.goto("/study/twitter?phase=2")
+            expect(page).to_have_url(re.compile(r"/signin\?next=/study/twitter%3Fphase%3D2$"))
     finally:
         server.stop()

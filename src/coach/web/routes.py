@@ -232,7 +232,9 @@ def start_interview(
 
 
 @router.get("/study/{question_id}", response_class=HTMLResponse)
-def study(request: Request, service: Service, question_id: str, phase: int = 1) -> HTMLResponse:
+def study(
+    request: Request, service: Service, owner: PageOwner, question_id: str, phase: int = 1
+) -> HTMLResponse:
     """The simulator: one phase at a time, the prompts to hit and a model answer."""
     question = service.content.question(question_id)
     index = min(max(phase, 1), len(PHASE_IDS)) - 1
