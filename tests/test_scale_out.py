@@ -120,9 +120,14 @@ class Cluster:
         for process in [*self.servers, *self.workers]:
             process.stop()
         redis = Redis.from_url(REDIS_URL)
-        keys = [*redis.scan_iter(f"{self.prefix}:*"), *redis.scan_iter(f"rq:*{self.prefix}*")]
+        keys = [
+            *redis.scan_iter(f"{self.prefix}:*"),
+            *redis.scan_iter(f"rq:*{self.prefix}*"),
+            *redis.scan_iter(f"LIMITS:*{self.prefix}*"),  # the rate limit's counters
+        ]
         if keys:
             redis.delete(*keys)
+        redis.srem("rq:queues", f"rq:queue:{self.prefix}:gradings")
 
 
 @pytest.fixture()
@@ -341,3 +346,26 @@ def test_readyz_names_a_dead_redis(cluster: Cluster) -> None:
         assert checks["queue"]["ok"] is False
         limited = api.post("/v1/gradings", json={"text": UPLOAD})
         assert limited.status_code == 503 and limited.json()["code"] == "rate_limit_unavailable"
+
+
+def test_two_deployments_on_one_redis_each_queue_the_same_grading_once() -> None:
+    """rq's job keys are shared by everything on a Redis database, so a job id without the
+    deployment's prefix made the second deployment skip its own grading as already queued."""
+    from redis import Redis
+
+    from coach.config import Settings
+    from coach.jobs import GradingQueue
+
+    prefixes = [f"coach-test-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    queues = [GradingQueue(Settings(redis_url=REDIS_URL, redis_prefix=p)) for p in prefixes]
+    try:
+        assert [q.submit("g-same-id", attempt=0) for q in queues] == [True, True]
+        assert [q.queue.count for q in queues] == [1, 1]
+        assert queues[0].submit("g-same-id", attempt=0) is False, "one deployment queues it once"
+    finally:
+        redis = Redis.from_url(REDIS_URL)
+        for prefix in prefixes:
+            keys = [*redis.scan_iter(f"{prefix}:*"), *redis.scan_iter(f"rq:*{prefix}*")]
+            if keys:
+                redis.delete(*keys)
+            redis.srem("rq:queues", f"rq:queue:{prefix}:gradings")

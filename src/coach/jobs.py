@@ -11,6 +11,7 @@ again under a new rq job id (one per attempt), so rq's own bookkeeping never blo
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from coach.config import Settings
@@ -48,6 +49,9 @@ class GradingQueue:
 
         self.redis: Redis = connect(settings)
         self.queue: Queue = Queue(queue_name(settings), connection=self.redis)
+        # rq's job keys are not under the prefix, so the id carries it: two deployments on
+        # one Redis never mistake each other's job for their own (rq allows [A-Za-z0-9_-]).
+        self.job_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", settings.redis_prefix)
 
     def submit(self, grading_id: str, *, attempt: int) -> bool:
         """Queue the grading unless this attempt is already queued or running; True if queued."""
@@ -56,7 +60,7 @@ class GradingQueue:
 
         live = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
-        job_id = f"grading-{grading_id}-{attempt}"
+        job_id = f"{self.job_prefix}-grading-{grading_id}-{attempt}"
         try:
             existing = Job.fetch(job_id, connection=self.redis)
         except NoSuchJobError:
