@@ -257,3 +257,70 @@ def injected_passages(text: str) -> list[str]:
 def overlaps(span: tuple[int, int], regions: list[tuple[int, int]]) -> bool:
     """Does [start, end) share any character with one of `regions`?"""
     return any(span[0] < b and a < span[1] for a, b in regions)
+
+
+# --- quantities ---------------------------------------------------------------------------
+# Some criteria are about numbers (the scale, request rates, sizes). A quote is evidence for
+# one of them only when it states a quantity: asking "how many users?" puts no number on the
+# table. A quantity is a number that counts or measures something ("200M DAU", "10k", "35K
+# QPS", "50 GB", "3x", "99.9%"), or a number word with a magnitude ("a million users",
+# "hundreds of millions", "ten thousand", "a few hundred"). A magnitude alone ("millions of
+# users") is an order of magnitude at best, like "lots of users". Numbers that only label
+# something are not quantities: glued to a name ("v1", "p99", "S3", "H3"), a step or option
+# number ("phase 2", "option 1") or a year after a preposition ("by 2030").
+
+_NUMBER_WORDS = (
+    r"a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
+    r"thirty|forty|fifty|sixty|seventy|eighty|ninety|a few|few|several|a couple of|"
+    r"couple of|half a|tens of|hundreds of|a hundred|one hundred"
+)
+_QUANTITY_RE = re.compile(
+    r"(?<![a-z_\d.,])\d[\d,.]*"
+    rf"|\b(?:{_NUMBER_WORDS})\s+(?:hundreds?|thousands?|millions?|billions?|trillions?)\b",
+    re.IGNORECASE,
+)
+_LABEL_BEFORE = re.compile(
+    r"(?:\b(?:phase|step|part|option|version|section|chapter|fig(?:ure)?|level|tier|layer|"
+    r"round|stage|question|item|no|number|rule|case|point)\.?\s*|#\s*)$",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_YEAR_BEFORE = re.compile(
+    r"\b(?:in|by|since|until|till|before|after|from|circa|of|for)\s+$", re.IGNORECASE
+)
+# What follows a count that happens to look like a year ("for 2000 users", "by 2000 QPS").
+_COUNTED_AFTER = re.compile(
+    r"\s*(?:%|/|[kmb]\b|x\b|[kmgtp]i?b\b|dau\b|mau\b|qps\b|rps\b|tps\b|[a-z]+s\b)",
+    re.IGNORECASE,
+)
+
+
+def quantity_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of every quantity stated in `text` (see above for what counts)."""
+    spans: list[tuple[int, int]] = []
+    for match in _QUANTITY_RE.finditer(text):
+        start, end = match.span()
+        raw = match.group(0).rstrip(",.")
+        end = start + len(raw)
+        if raw[:1].isdigit():
+            before = text[max(0, start - 12) : start]
+            if _LABEL_BEFORE.search(before):
+                continue
+            if (
+                _YEAR.fullmatch(raw)
+                and _YEAR_BEFORE.search(before)
+                and not _COUNTED_AFTER.match(text, end)
+            ):
+                continue
+        spans.append((start, end))
+    return spans
+
+
+@lru_cache(maxsize=8192)
+def states_quantity(text: str) -> bool:
+    """True when `text` states a quantity: a number or a number word with a magnitude.
+
+    "how many users will there be?" does not; "about 200M daily users", "a million users"
+    and "10k writes/s" do.
+    """
+    return bool(quantity_spans(text))

@@ -21,6 +21,7 @@ from coach.content.loader import Content
 from coach.content.models import MISTAKE_IDS, PHASE_IDS, PhaseId
 from coach.errors import LLMError, LLMInvalidOutputError
 from coach.evidence import injected_spans, locate_quote, neutralise_fences, overlaps
+from coach.grading.feedback import phase_feedback, restates_criterion
 from coach.grading.mistakes import injection_finding, mistake_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade, TokenUsage
 from coach.grading.offline import OfflineGrader, split_sentences
@@ -471,11 +472,23 @@ class LLMGrader:
                 mistake_ids.append("prompt_injection")
         mistakes = [self._finding(m, phase.id, injected) for m in mistake_ids]
 
-        feedback, next_step = reply.feedback.strip(), reply.next_step.strip()
-        if not feedback or not next_step:
-            offline = offline or self.fallback.grade_phase(request)
-            feedback = feedback or offline.feedback
-            next_step = next_step or offline.next_step
+        # Built from the criteria verified here (not the offline grader's own ticks), for
+        # whatever the LLM left out or got wrong: the next step never asks for a criterion
+        # this grade marks met.
+        reasons = why if score < 4 else []
+        own_feedback, own_step = phase_feedback(phase, results, reasons, self.fallback.rules)
+        feedback = reply.feedback.strip() or own_feedback
+        next_step = reply.next_step.strip()
+        repeated = next(
+            (c for c in phase.criteria if c.id in met and restates_criterion(next_step, c)), None
+        )
+        if repeated is not None:
+            corrections.append(
+                f"Next step {_clip(next_step)!r} asks for {repeated.id!r}, which this grade "
+                f"marks met; replaced with {_clip(own_step)!r}."
+            )
+        if not next_step or repeated is not None:
+            next_step = own_step
         return PhaseGrade(
             phase=phase.id,
             score=score,

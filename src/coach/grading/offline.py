@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from coach.content.models import Criterion, Phase, PhaseId
-from coach.evidence import injected_passages
+from coach.evidence import injected_passages, quantity_spans, states_quantity
+from coach.grading.feedback import phase_feedback
 from coach.grading.mistakes import injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
 from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
+from coach.grading.rules import load_rules
 from coach.grading.scoring import score_from_criteria
 
 if TYPE_CHECKING:
@@ -578,6 +580,7 @@ def clear_caches() -> None:
     check_arithmetic.cache_clear()
     _line_items.cache_clear()
     find_unitless_numbers.cache_clear()
+    states_quantity.cache_clear()
 
 
 # --- arithmetic --------------------------------------------------------------------------------
@@ -1133,6 +1136,8 @@ class _CompiledCriterion:
     criterion: Criterion
     pattern_ids: tuple[int, ...]
     touch_ids: tuple[int, ...] = ()
+    # rubrics/grading.yaml's quantity_evidence: only a sentence stating a quantity counts
+    needs_quantity: bool = False
 
 
 @dataclass(frozen=True)
@@ -1153,6 +1158,7 @@ class OfflineGrader:
 
     def __init__(self, content: Content) -> None:
         self.content = content
+        self.rules = load_rules(content)
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
         index: dict[str, int] = {}
@@ -1161,7 +1167,8 @@ class OfflineGrader:
             for criterion in phase.criteria:
                 ids = tuple(self._compile(raw, index) for raw in criterion.cues.patterns)
                 touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
-                compiled.append(_CompiledCriterion(criterion, ids, touch))
+                quantity = self.rules.needs_quantity(phase.id, criterion.id)
+                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity))
             self._criteria[phase.id] = compiled
 
     def _compile(self, raw: str, index: dict[str, int]) -> int:
@@ -1206,7 +1213,7 @@ class OfflineGrader:
                 )
 
         score, reasons = self._score(phase, request, section, full, met_own, met_any, own)
-        feedback, next_step = self._feedback(phase, results, reasons)
+        feedback, next_step = phase_feedback(phase, results, reasons, self.rules)
         # The LLM grader's detector too, so a passage aimed at the grader is reported alike.
         injected = injected_passages(own_text)
         return PhaseGrade(
@@ -1283,6 +1290,9 @@ class OfflineGrader:
                     continue
                 if cues.reject_hedged and analysis.hedged[idx]:
                     continue
+                if compiled.needs_quantity and not states_quantity(analysis.sentences[idx].text):
+                    # "How many users?" matches a scale cue but puts no number on the table.
+                    continue
                 per_sentence.setdefault(idx, {})[pid] = strings
         if not per_sentence:
             return _CriterionOutcome(met=False, touched=self._touched(compiled, analysis))
@@ -1334,11 +1344,26 @@ class OfflineGrader:
     def _focus(
         self, compiled: _CompiledCriterion, analysis: TextAnalysis, sentence: Sentence
     ) -> tuple[int, int] | None:
+        """What a long sentence's quote is cut around: the first cue match (for a quantity
+        criterion, the first one that states a quantity, else the first quantity), so the
+        quote shows what met the criterion."""
+        amounts = (
+            [(sentence.start + a, sentence.start + b) for a, b in quantity_spans(sentence.text)]
+            if compiled.needs_quantity
+            else []
+        )
+        first: tuple[int, int] | None = None
         for pid in compiled.pattern_ids:
-            match = self._patterns[pid].search(analysis.lowered, sentence.start, sentence.end)
-            if match:
-                return match.start(), match.end()
-        return None
+            for match in self._patterns[pid].finditer(
+                analysis.lowered, sentence.start, sentence.end
+            ):
+                span = match.start(), match.end()
+                if not compiled.needs_quantity:
+                    return span
+                if any(span[0] <= a and b <= span[1] for a, b in amounts):
+                    return span
+                first = first or span
+        return amounts[0] if amounts else first
 
     # -- score -----------------------------------------------------------------------------
 
@@ -1458,39 +1483,6 @@ class OfflineGrader:
         if outcome and outcome.touched:
             return f"Touched on but not enough for '{criterion.title}'. {criterion.levels[4]}"
         return f"Not covered in this phase. {criterion.levels[4]}"
-
-    @staticmethod
-    def _feedback(
-        phase: Phase, results: list[CriterionResult], reasons: list[str]
-    ) -> tuple[str, str]:
-        met = [r.title.lower() for r in results if r.met]
-        by_id = {c.id: c for c in phase.criteria}
-        missing = sorted(
-            (by_id[r.id] for r in results if not r.met), key=lambda c: (-c.weight, c.id)
-        )
-        parts = []
-        if met:
-            parts.append(f"Good: {_join(met)}.")
-        if missing:
-            parts.append(f"Missing: {_join([c.title.lower() for c in missing])}.")
-        else:
-            parts.append("Every criterion for this phase is covered.")
-        if reasons:
-            parts.append(reasons[0])
-        feedback = " ".join(parts[:3])
-        if missing:
-            top = missing[0]
-            step = top.tip or f"Work on '{top.title.lower()}': {top.levels[4]}"
-        else:
-            step = f"Keep it up, and tighten the reasoning: {phase.prompts_to_hit[-1]}"
-        return feedback, step
-
-
-def _join(items: Iterable[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _is_stuffed(analysis: TextAnalysis) -> bool:
