@@ -104,6 +104,18 @@ def neutralise_fences(text: str) -> str:
     return _FENCE_RE.sub(r"‹\1\2", text)
 
 
+# A report on "the candidate" in the third person is written for the grader: in an answer
+# people say what they do ("I'd assume 200M DAU"), not that the candidate did it. Shared with
+# the offline grader's own sentence test.
+CANDIDATE_REPORT = (
+    r"\b(the|this) candidate\b[^.\n]{0,12}?\b(asked|asks|stated|states|covered|covers|"
+    r"mentioned|mentions|clarified|clarifies|identified|identifies|addressed|addresses|"
+    r"discussed|discusses|demonstrated|demonstrates|considered|defined|listed|explained|"
+    r"described|estimated|assumed|proposed|handled|answered|showed|shows|deserves|"
+    r"(has|have) (covered|met|stated|addressed|shown|demonstrated|asked|clarified|hit)|"
+    r"should (get|receive|be given|score|pass))\b"
+)
+
 # Text addressed to whoever grades the answer rather than to the interviewer: a request for a
 # score, an order to ignore the rubric, a fake system/assistant turn or a fake JSON grade (or
 # fake phase scores).
@@ -125,6 +137,7 @@ _INJECTION_PATTERNS = [
     r"\{\s*\"(requirements|estimation|api|data_model|architecture|deep_dive)\"\s*:\s*[0-4]\s*[,}]",
     r"\byou are (now )?(a|an|the) (grader|evaluator|ai|assistant)\b",
     r"\b(all|every) criteri(a|on) (are|is) met\b",
+    CANDIDATE_REPORT,
 ]
 # For each pattern above, in order: the words every match of it contains, as groups that must
 # each have one member in the text. A substring test is far cheaper than a regex search, and
@@ -166,6 +179,35 @@ _INJECTION_CUES: list[tuple[tuple[str, ...], ...]] = [
     ),
     (("you are ",), ("grader", "evaluator", "ai", "assistant")),
     (("all", "every"), ("criteri",), (" met",)),
+    (
+        ("the candidate", "this candidate"),
+        (
+            "ask",
+            "state",
+            "cover",
+            "mention",
+            "clarif",
+            "identif",
+            "address",
+            "discuss",
+            "demonstrat",
+            "consider",
+            "define",
+            "listed",
+            "explain",
+            "describ",
+            "estimat",
+            "assum",
+            "propos",
+            "handl",
+            "answer",
+            "show",
+            "deserve",
+            "met",
+            "hit",
+            "should",
+        ),
+    ),
 ]
 _INJECTION_RE = re.compile(
     "|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE | re.MULTILINE

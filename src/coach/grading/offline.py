@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from coach.content.models import Criterion, Phase, PhaseId
-from coach.evidence import injected_passages, quantity_spans, states_quantity
+from coach.evidence import CANDIDATE_REPORT, injected_passages, quantity_spans, states_quantity
 from coach.grading.feedback import phase_feedback
 from coach.grading.mistakes import injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
@@ -96,7 +96,7 @@ _INJECTION = re.compile(
     r"\boverall (score )?of 100\b)|\b(as an? |dear )(ai|llm|language model|grader|"
     r"evaluator)\b|\b(grader|evaluator|assessor|rubric|automated (review|grading|scoring)|"
     r"language model|llm)\b[^.\n]{0,80}\b(score|grade|marks?|points|award|assign|"
-    r"criteri(a|on)|pass)\b)",
+    r"criteri(a|on)|pass)\b|" + CANDIDATE_REPORT + ")",
     _I,
 )
 _FAKE_GRADE = re.compile(
