@@ -140,6 +140,28 @@ def test_a_body_that_cannot_be_parsed_says_why_and_what_this_route_takes(
     assert stored(api, iid) == before
 
 
+def test_whole_answer_bodies_that_are_no_json_object_get_the_same_code_as_elsewhere(
+    api: httpx.Client,
+) -> None:
+    cases = {
+        b'{"text": "ab': "is not valid JSON (EOF while parsing a string",
+        b"[1, 2]": "is not a JSON object",
+        b'{"text": "a \\ud800"}': "broken \\u escape, such as an unpaired UTF-16 surrogate",
+    }
+    for body, says in cases.items():
+        error = error_of(raw_json(api, "/v1/gradings", body), 422)
+        assert error["code"] == "invalid_body" and says in error["message"], error
+
+
+def test_a_quiz_answer_must_be_a_number(api: httpx.Client) -> None:
+    quiz = api.get("/v1/quiz").json()
+    first = (quiz if isinstance(quiz, list) else quiz["questions"])[0]["id"]
+    for wrong in (True, "1"):
+        error = error_of(api.post(f"/v1/quiz/{first}/check", json={"answer": wrong}), 422)
+        assert error["field"] == "answer"
+    assert api.post(f"/v1/quiz/{first}/check", json={"answer": 1}).status_code == 200
+
+
 def test_errors_name_the_field_at_fault(api: httpx.Client) -> None:
     named = api.post("/v1/interviews", json={"question_id": "twitter", "candidate": "a\x00b"})
     error = error_of(named, 422)

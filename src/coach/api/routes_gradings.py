@@ -97,6 +97,20 @@ def _form_flag(value: object, name: str) -> bool | None:
 
 def _first_problem(exc: ValidationError) -> APIError:
     first = exc.errors()[0]
+    if first["type"] in ("json_invalid", "model_type"):  # no JSON object at all: as elsewhere
+        error = str((first.get("ctx") or {}).get("error", ""))
+        if first["type"] == "model_type":
+            what = "is not a JSON object"
+        elif "hex escape" in error:  # pydantic's words for a lone surrogate such as \ud800
+            what = f"holds a broken \\u escape, such as an unpaired UTF-16 surrogate ({error})"
+        else:
+            what = f"is not valid JSON ({error})"
+        return APIError(
+            422,
+            "invalid_body",
+            f'The request body {what}; send a JSON object such as {{"text": "..."}} with '
+            "Content-Type: application/json, or a multipart/form-data upload with a 'file' field.",
+        )
     field = ".".join(str(p) for p in first["loc"]) or None
     message = f"{field}: {first['msg']}" if field else str(first["msg"])
     return APIError(422, "validation_error", message, field=field)

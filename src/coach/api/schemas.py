@@ -78,7 +78,7 @@ class QuizItem(BaseModel):
 
 
 class QuizAnswer(Body):
-    answer: int = Field(ge=0, le=20, description="Index of the chosen option.")
+    answer: int = Field(ge=0, le=20, strict=True, description="Index of the chosen option.")
 
 
 class QuizVerdict(BaseModel):
