@@ -28,10 +28,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+if TYPE_CHECKING:
+    from coach.breaker import Breaker
+    from coach.content import Content
+    from coach.grading.llm import LLMGrader
 
 from coach.config import Settings
 from threaded_server import ThreadedServer
@@ -323,3 +328,22 @@ def double_settings(llm: LLMDouble, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def grader_on(
+    llm: LLMDouble, content: Content, *, breaker: Breaker | None = None, **overrides: object
+) -> LLMGrader:
+    """coach's LLMGrader talking to this double over HTTP (offline fallback, own breaker)."""
+    from coach.breaker import CircuitBreaker
+    from coach.grading.llm import LLMGrader
+    from coach.grading.offline import OfflineGrader
+    from coach.llm import LLMClient
+
+    settings = double_settings(llm, **overrides)
+    return LLMGrader(
+        content=content,
+        settings=settings,
+        client=LLMClient(settings),
+        fallback=OfflineGrader(content),
+        breaker=breaker or CircuitBreaker.from_settings(settings),
+    )

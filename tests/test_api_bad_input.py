@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from coach.store import Store
+from pdf_samples import aes256_encrypted_pdf
 from server_process import ServerProcess
 
 MAX_REQUEST_BYTES = 200_000
@@ -196,43 +197,7 @@ def test_a_whole_answer_over_the_upload_limit_is_counted_in_bytes(api: httpx.Cli
     assert "turns" not in error["message"], "a whole answer has no turns to split it into"
 
 
-def _pdf(objects: list[bytes], trailer: bytes = b"") -> bytes:
-    """A small PDF with a correct cross-reference table, built by hand."""
-    out, offsets = b"%PDF-1.7\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\n" % (len(objects) + 1, trailer)
-    return out + b"startxref\n%d\n%%%%EOF\n" % xref
-
-
-PAGES = [
-    b"<< /Type /Catalog /Pages 2 0 R >>",
-    b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>",
-]
-AES256_ENCRYPTED = _pdf(
-    [
-        *PAGES,
-        b"<< /Filter /Standard /V 5 /R 6 /Length 256 /CF << /StdCF << /AuthEvent /DocOpen "
-        b"/CFM /AESV3 /Length 32 >> >> /StmF /StdCF /StrF /StdCF /O <"
-        + b"00" * 48
-        + b"> /U <"
-        + b"00" * 48
-        + b"> /OE <"
-        + b"00" * 32
-        + b"> /UE <"
-        + b"00" * 32
-        + b"> /P -4 /Perms <"
-        + b"00" * 16
-        + b"> >>",
-    ],
-    trailer=b"/Encrypt 4 0 R /ID [<00112233445566778899aabbccddeeff> "
-    b"<00112233445566778899aabbccddeeff>] ",
-)
+AES256_ENCRYPTED = aes256_encrypted_pdf()
 HUGE_OFFSET = (
     b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\nstartxref\n99999999999999999999\n%%EOF"
 )

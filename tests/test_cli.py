@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from coach.config import Settings
 from coach.content import PHASE_IDS, Content
 from llm_double import LLMDouble, free_port
 from llm_script import ScriptedLLM
+from pdf_samples import text_pdf
 
 _SCRIPT = Path(sys.executable).with_name("coach")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "coach.cli"]
@@ -53,6 +53,17 @@ def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
     clean.update(COACH_DATA_DIR=str(tmp_path / "data"), COLUMNS="120", PYTHONIOENCODING="utf-8")
     return clean
+
+
+@pytest.fixture()
+def llm_env(env: dict[str, str], llm: LLMDouble) -> dict[str, str]:
+    """`env` with the LLM double as the grader (its replies scripted by the `scripted` fixture)."""
+    return {
+        **env,
+        "COACH_LLM_BASE_URL": llm.base_url,
+        "COACH_LLM_MODEL": "double-model",
+        "COACH_LLM_JSON_MODE": "json_object",
+    }
 
 
 def coach(
@@ -173,16 +184,10 @@ def test_grade_reads_stdin(env: dict[str, str], tmp_path: Path, args: list[str])
 
 
 def test_grade_with_an_llm_says_each_step_on_stderr_and_only_the_report_on_stdout(
-    env: dict[str, str], tmp_path: Path, content: Content, scripted: ScriptedLLM, llm: LLMDouble
+    llm_env: dict[str, str], tmp_path: Path, content: Content, scripted: ScriptedLLM
 ) -> None:
     answer = tmp_path / "answer.md"
     answer.write_text(GOOD_ANSWER)
-    llm_env = {
-        **env,
-        "COACH_LLM_BASE_URL": llm.base_url,
-        "COACH_LLM_MODEL": "double-model",
-        "COACH_LLM_JSON_MODE": "json_object",
-    }
 
     result = coach("grade", str(answer), "--json", env=llm_env)
 
@@ -241,30 +246,6 @@ def test_grade_oversized_input_names_the_limit(env: dict[str, str]) -> None:
     assert "is over 100 bytes; the limit is 100 bytes" in result.stderr
 
 
-def text_pdf(lines: list[str]) -> bytes:
-    """A one-page PDF whose text is `lines` (Helvetica), built by hand: no PDF writer needed.
-    Its page is compressed, as real PDFs' are, so the file's bytes do not hold the text."""
-    shown = " ".join(f"({line}) Tj T*" for line in lines)
-    stream = zlib.compress(f"BT /F1 10 Tf 14 TL 40 800 Td {shown} ET".encode())
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
-    return out + b"startxref\n%d\n%%%%EOF\n" % xref
-
-
 def test_grade_reads_a_pdf_as_the_api_does(env: dict[str, str], tmp_path: Path) -> None:
     answer = tmp_path / "answer.pdf"
     answer.write_bytes(
@@ -306,14 +287,8 @@ def script(*parts: str) -> str:
 
 
 def test_practice_finish_with_an_llm_says_each_step_on_stderr(
-    env: dict[str, str], content: Content, scripted: ScriptedLLM, llm: LLMDouble
+    llm_env: dict[str, str], content: Content, scripted: ScriptedLLM
 ) -> None:
-    llm_env = {
-        **env,
-        "COACH_LLM_BASE_URL": llm.base_url,
-        "COACH_LLM_MODEL": "double-model",
-        "COACH_LLM_JSON_MODE": "json_object",
-    }
     result = coach(
         "practice", "url-shortener", env=llm_env, stdin=script(PHASE_ANSWERS[0], "/finish")
     )
@@ -329,14 +304,8 @@ def test_practice_finish_with_an_llm_says_each_step_on_stderr(
 
 
 def test_practice_next_with_an_llm_says_the_phase_being_graded_on_stderr(
-    env: dict[str, str], content: Content, scripted: ScriptedLLM, llm: LLMDouble
+    llm_env: dict[str, str], content: Content, scripted: ScriptedLLM
 ) -> None:
-    llm_env = {
-        **env,
-        "COACH_LLM_BASE_URL": llm.base_url,
-        "COACH_LLM_MODEL": "double-model",
-        "COACH_LLM_JSON_MODE": "json_object",
-    }
     result = coach(
         "practice", "url-shortener", env=llm_env, stdin=script(PHASE_ANSWERS[0], "/next", "/quit")
     )

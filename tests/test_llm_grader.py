@@ -24,7 +24,7 @@ from coach.grading.scoring import score_from_criteria
 from coach.llm import LLMClient
 from coach.llm_voice import LLMVoice
 from coach.voice import StaticVoice
-from llm_double import LLMDouble, Reply, approx_tokens, double_settings
+from llm_double import LLMDouble, Reply, approx_tokens, double_settings, grader_on
 
 API_TEXT = (
     "POST /v1/tweets with body {text, media_ids} and an Idempotency-Key header returns 201 "
@@ -73,14 +73,7 @@ def grade_reply(quotes: dict[str, str], *, score: int = 4, **extra: Any) -> dict
 def make(
     content: Content, llm: LLMDouble, *, breaker: CircuitBreaker | None = None, **overrides: object
 ) -> LLMGrader:
-    settings = double_settings(llm, **overrides)
-    return LLMGrader(
-        content=content,
-        settings=settings,
-        client=LLMClient(settings),
-        fallback=OfflineGrader(content),
-        breaker=breaker or CircuitBreaker.from_settings(settings),
-    )
+    return grader_on(llm, content, breaker=breaker, **overrides)
 
 
 def api_request(content: Content, text: str = API_TEXT) -> PhaseGradingRequest:

@@ -17,15 +17,13 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 
-from coach.breaker import CircuitBreaker
 from coach.config import Settings
 from coach.content import Content
 from coach.errors import LLMError, LLMInvalidOutputError, LLMUnavailableError
 from coach.grading.llm import LLMGrader
-from coach.grading.offline import OfflineGrader
 from coach.llm import LLMCallRecord, LLMClient, add_call_observer, streaming_tokens, token_sink
 from coach.llm_voice import LLMVoice
-from llm_double import LLMDouble, Reply, double_settings, free_port
+from llm_double import LLMDouble, Reply, double_settings, free_port, grader_on
 from test_llm_grader import API_TEXT, api_request, good, grade_reply
 
 SCHEMA = {
@@ -66,14 +64,7 @@ def records() -> Iterator[list[LLMCallRecord]]:
 
 
 def make_grader(content: Content, llm: LLMDouble) -> LLMGrader:
-    settings = double_settings(llm)
-    return LLMGrader(
-        content=content,
-        settings=settings,
-        client=LLMClient(settings),
-        fallback=OfflineGrader(content),
-        breaker=CircuitBreaker.from_settings(settings),
-    )
+    return grader_on(llm, content)
 
 
 def failure(client: LLMClient, *, sink: Tokens | None = None) -> LLMError:

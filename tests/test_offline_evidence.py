@@ -30,8 +30,7 @@ from coach.grading.offline import OfflineGrader
 from coach.grading.port import PhaseGradingRequest
 from coach.grading.rules import GradingRules, load_rules
 from coach.grading.upload import grade_answer
-from coach.llm import LLMClient
-from llm_double import LLMDouble, Reply, double_settings
+from llm_double import LLMDouble, Reply, grader_on
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
@@ -270,16 +269,7 @@ QUOTES = {
 
 
 def llm_grader(content: Content, llm: LLMDouble) -> LLMGrader:
-    from coach.breaker import CircuitBreaker
-
-    settings = double_settings(llm)
-    return LLMGrader(
-        content=content,
-        settings=settings,
-        client=LLMClient(settings),
-        fallback=OfflineGrader(content),
-        breaker=CircuitBreaker.from_settings(settings),
-    )
+    return grader_on(llm, content)
 
 
 def llm_reply(met: dict[str, str], next_step: str) -> dict[str, Any]:
