@@ -334,6 +334,34 @@ def test_an_upload_is_graded_as_a_job_then_shows_the_report(
 
 
 @SQLITE_ONLY
+def test_the_interview_page_is_ready_to_type_keeps_a_draft_and_is_current_after_back(
+    page: Page, content: Content
+) -> None:
+    question = content.question("twitter")
+    start_from_home(page, question.title)
+    page.keyboard.type("Who are the users, and how many")  # no click: the box has the focus
+    answer = page.get_by_label("Your answer")
+    expect(answer).to_have_value("Who are the users, and how many")
+
+    page.reload()  # typed, not sent: still there
+    expect(answer).to_have_value("Who are the users, and how many")
+    answer.fill(question.model_answers["requirements"])
+    page.get_by_role("button", name="Send answer").click()
+    expect(candidate_messages(page)).to_have_count(1)
+    page.reload()  # sent: the box starts empty
+    expect(candidate_messages(page)).to_have_count(1)
+    expect(answer).to_have_value("")
+
+    next_phase(page, "requirements")
+    expect(current_step(page)).to_contain_text("Back-of-envelope")
+    expect(page.locator("#composer-hint")).to_contain_text("press “Next phase”")
+    page.goto("/progress")
+    page.go_back()  # the page as it is now, not as it was when first loaded
+    expect(current_step(page)).to_contain_text("Back-of-envelope")
+    expect(page.locator('#transcript .grade-card[data-phase="requirements"]')).to_be_visible()
+
+
+@SQLITE_ONLY
 def test_the_api_docs_work_with_no_network(page: Page, server: ServerProcess) -> None:
     # Only the coach server answers; a page that needs a CDN would stay blank.
     asked_elsewhere: list[str] = []

@@ -156,7 +156,11 @@ def render(request: Request, name: str, *, status: int = 200, **context: Any) ->
         "phase_orders": {p.id: p.order for p in service.content.phases},
         "short_titles": SHORT_TITLES,
     }
-    return templates().TemplateResponse(request, name, base | context, status_code=status)
+    response = templates().TemplateResponse(request, name, base | context, status_code=status)
+    # Every page shows live state (an interview's phase, progress): a browser going back must
+    # ask again rather than show a stored copy from phases ago.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- who is asking ------------------------------------------------------------------------

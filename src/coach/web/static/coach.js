@@ -223,17 +223,19 @@
       const pushback = m.awaitingPushback === "true";
       clarify.hidden = m.phase !== "requirements" || finished;
       label.textContent = pushback ? "Your reply to the pushback" : "Your answer";
+      const nextLabel = m.phase === "deep_dive" ? "Finish: grade the deep dive" : "Next phase";
+      const press = "press \u201c" + nextLabel + "\u201d";
       if (pushback) {
-        hint.textContent = "The interviewer pushed back: answer the challenge, then press Next phase.";
+        hint.textContent = "The interviewer pushed back: answer the challenge, then " + press + ".";
       } else if (m.phase === "requirements") {
         hint.textContent =
           "Ask clarifying questions first (\u201cAsk as a clarifying question\u201d), then state " +
           "the requirements you will design for.";
       } else {
         hint.textContent =
-          "Answer in as many messages as you like, then press Next phase for feedback.";
+          "Answer in as many messages as you like, then " + press + " for feedback.";
       }
-      next.textContent = m.phase === "deep_dive" ? "Finish: grade the deep dive" : "Next phase \u2192";
+      next.textContent = m.phase === "deep_dive" ? nextLabel : nextLabel + " \u2192";
       form.hidden = finished;
       donePanel.hidden = !finished;
       if (finishNow) finishNow.hidden = finished;
@@ -276,12 +278,25 @@
       if (element && element.scrollIntoView) element.scrollIntoView({ block: "nearest" });
     }
 
+    // What the candidate has typed but not sent survives a reload or a closed tab: it is kept
+    // in this browser (localStorage), per interview, until it is sent.
+    const draftKey = "coach:draft:" + id;
+    function keepDraft() {
+      try {
+        if (answer.value) window.localStorage.setItem(draftKey, answer.value);
+        else window.localStorage.removeItem(draftKey);
+      } catch (_) {
+        /* storage full or off: the draft just is not kept */
+      }
+    }
+
     async function post(kind) {
       await api("/v1/interviews/" + encodeURIComponent(id) + "/" + kind, {
         method: "POST",
         json: { text: answer.value },
       });
       answer.value = "";
+      keepDraft();
       await refresh();
     }
 
@@ -488,6 +503,21 @@
     setInterval(tick, 1000);
     tick();
     applyState();
+
+    try {
+      const draft = window.localStorage.getItem(draftKey);
+      if (draft && !answer.value) answer.value = draft;
+    } catch (_) {
+      /* no storage: nothing to restore */
+    }
+    answer.addEventListener("input", keepDraft);
+    // Back to this page from another: the browser may show it as it was when left (its
+    // back-forward cache), phases ago. Fetch the interview as it is now.
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) refresh().catch(function (e) { showError(error, e.message); });
+    });
+    // Ready to type, and on a phone the answer box is in view rather than the transcript's top.
+    if (meta().finished !== "true") answer.focus();
   }
 
   // --- upload a whole answer -----------------------------------------------------------------
