@@ -487,6 +487,32 @@ def test_a_report_on_the_candidate_written_for_the_grader_earns_nothing(
     assert grade(grader, "requirements", own).score >= 2
 
 
+def test_a_criterion_met_only_in_another_phase_says_so_and_why_the_score_is_lower(
+    grader: OfflineGrader, content: Content
+) -> None:
+    question = content.question("twitter")
+    own = "We store tweets."
+    full = "\n\n".join(question.model_answers.values()) + "\n\n" + own
+    graded = grader.grade_phase(
+        PhaseGradingRequest(phase="data_model", text=own, full_text=full, question=question)
+    )
+    elsewhere = [c for c in graded.criteria if c.met and c.note]
+    assert elsewhere, "the model answer's data model lies in another phase here"
+    assert all("another phase" in (c.note or "") for c in elsewhere)
+    assert graded.score < 4
+    assert "said in another phase" in graded.feedback  # the reason for the missing level
+    # Said in the phase itself, the same words carry no such note.
+    here = grader.grade_phase(
+        PhaseGradingRequest(
+            phase="data_model",
+            text=question.model_answers["data_model"],
+            full_text=full,
+            question=question,
+        )
+    )
+    assert not [c for c in here.criteria if c.met and c.note]
+
+
 WRONG_ESTIMATES = [
     # a 1000x slip in the per-second rate
     "100M writes/day / 86,400 = about 1,157,000 writes/s. Peak 3x. Reads are 10x writes. "

@@ -155,3 +155,35 @@ def test_report_text_lists_mistakes_and_time(mixed_report: Report, content: Cont
     assert "No trade-off language (Data model)" in plain
     assert "fix: Say what each choice gives up." in plain
     assert "6:40 /   3:00  over budget" in plain
+
+
+def test_a_quote_cut_from_bold_markdown_shows_the_words_without_stray_markers(
+    content: Content,
+) -> None:
+    # A quote cut from a longer sentence can hold half of a **bold** pair; exported as is, it
+    # showed as '“**Step 1, simplest version.”' and bolded the rest of the Markdown report.
+    grade = _grade("architecture", llm=False).model_copy(
+        update={
+            "criteria": [
+                CriterionResult(
+                    id="starts_simple",
+                    title="Starts simple",
+                    met=True,
+                    evidence="**Step 1, simplest version.",
+                )
+            ]
+        }
+    )
+    report = build_report(
+        content=content,
+        question_id="twitter",
+        phase_grades=[grade],
+        mistakes=[],
+        time_per_phase=[],
+        split_method="interview",
+    )
+    assert "\u201cStep 1, simplest version.\u201d" in report_markdown(report, content)
+    assert "**Step 1" not in report_markdown(report, content)
+    assert "\u201cStep 1, simplest version.\u201d" in grade_text(grade, content)
+    slack = json.dumps(grade_blocks(grade, content))
+    assert "Step 1, simplest version." in slack and "**Step 1" not in slack

@@ -6,6 +6,8 @@ and when the LLM's grade was replaced by the offline grader the reason is printe
 
 from __future__ import annotations
 
+import re
+
 from coach.content.loader import Content
 from coach.content.models import PhaseId
 from coach.grading.models import (
@@ -52,8 +54,20 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_EMPHASIS = re.compile(r"\*\*|__|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
+
+
+def plain_quote(text: str) -> str:
+    """A quote from the candidate's Markdown without its markup: the words, as they read.
+
+    A quote cut from a longer sentence may hold half of a `**bold**` pair, which would
+    show as stray asterisks (or bold the rest of an exported report)."""
+    text = _EMPHASIS.sub("", text)
+    return re.sub(r"^\s*(?:[-*+>]|#+|\d+[.)])\s+", "", " ".join(text.split()))
+
+
 def _quote(text: str) -> str:
-    return "\u201c" + _one_line(text) + "\u201d"
+    return "\u201c" + plain_quote(text) + "\u201d"
 
 
 def _title(content: Content, phase: PhaseId) -> str:

@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "offline-rules-v1"
 MAX_QUOTE = 200
+# A criterion met only by words from another phase: the interviewer asked for it here.
+ELSEWHERE_NOTE = "Said in another phase of your answer, not this one: it counts for less there."
+ELSEWHERE_REASON = (
+    "Part of what this phase needs was said in another phase, which counts one level lower: "
+    "say it here, where the interviewer asks for it."
+)
 
 _I = re.IGNORECASE
 
@@ -1199,11 +1205,18 @@ class OfflineGrader:
             if hit and hit.met and source is not None and hit.sentence is not None:
                 sentence = source.sentences[hit.sentence]
                 evidence = quote(source.text, sentence.start, sentence.end, hit.focus)
+                here = source is section or crit.cues.anywhere
                 results.append(
-                    CriterionResult(id=crit.id, title=crit.title, met=True, evidence=evidence)
+                    CriterionResult(
+                        id=crit.id,
+                        title=crit.title,
+                        met=True,
+                        evidence=evidence,
+                        note=None if here else ELSEWHERE_NOTE,
+                    )
                 )
                 met_any.add(crit.id)
-                if source is section or crit.cues.anywhere:
+                if here:
                     met_own.add(crit.id)
             else:
                 results.append(
@@ -1388,9 +1401,13 @@ class OfflineGrader:
             score = any_score if any_score >= 2 else 0
         else:
             score = max(own_score, any_score - 1) if any_score > own_score else own_score
+        said_elsewhere = section is not None and own_score < score < any_score
         if score == 0 and any(o.touched for o in own.values()):
             score = 1
-        return self._apply_caps(phase, request, section, score, reasons), reasons
+        capped = self._apply_caps(phase, request, section, score, reasons)
+        if said_elsewhere and capped == score:  # a cap, when one applies, is what held it
+            reasons.append(ELSEWHERE_REASON)
+        return capped, reasons
 
     def hard_caps(self, request: PhaseGradingRequest) -> tuple[int, list[str]]:
         """The highest score the scoring guide's hard rules allow this phase, and why.

@@ -15,7 +15,7 @@ from coach.content.loader import Content
 from coach.content.models import PHASE_IDS, PhaseId, Question
 from coach.engine import Turn
 from coach.grading.models import PhaseGrade, Report
-from coach.render import HIRE_LABELS, source_label
+from coach.render import HIRE_LABELS, plain_quote, source_label
 
 Block = dict[str, Any]
 
@@ -94,7 +94,8 @@ def link_button(text: str, url: str) -> Block:
 
 
 def quote(text: str) -> str:
-    return "> " + escape(clip(one_line(text), 500))
+    """A quote of the candidate's words, without their Markdown (half a **pair** included)."""
+    return "> " + escape(clip(plain_quote(text), 500))
 
 
 def step_value(interview_id: str, phase: PhaseId) -> str:

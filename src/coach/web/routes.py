@@ -8,7 +8,6 @@ browser gets exactly the validation and error messages every other client gets.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from coach.content.models import PHASE_IDS
 from coach.engine import Session
 from coach.errors import CoachError, InterviewStateError
 from coach.grading.models import Report
-from coach.render import HIRE_LABELS, duration
+from coach.render import HIRE_LABELS, duration, plain_quote
 from coach.service import CoachService
 from coach.web import charts
 from coach.web.progress import progress, score_points
@@ -94,15 +93,6 @@ def _markdown(breaks: bool) -> Callable[[str], Markup]:
     # html=False: any HTML in the text is shown as text, and link targets are checked.
     md = MarkdownIt("commonmark", {"html": False, "breaks": breaks}).enable("table")
     return lambda text: Markup(md.render(text or ""))
-
-
-_EMPHASIS = re.compile(r"\*\*|__|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
-
-
-def plain_quote(text: str) -> str:
-    """A quote from the candidate's Markdown without its markup: the words, as they read."""
-    text = _EMPHASIS.sub("", text)
-    return re.sub(r"^\s*(?:[-*+>]|#+|\d+[.)])\s+", "", " ".join(text.split()))
 
 
 def _when(value: datetime) -> str:
