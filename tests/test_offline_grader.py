@@ -513,6 +513,28 @@ def test_a_criterion_met_only_in_another_phase_says_so_and_why_the_score_is_lowe
     assert not [c for c in here.criteria if c.met and c.note]
 
 
+CHALLENGE = "A celebrity with 100M followers posts: what happens to your fan-out on write?"
+
+
+def deep_dive_with(grader: OfflineGrader, content: Content, reply: str) -> PhaseGrade:
+    text = content.question("twitter").model_answers["deep_dive"]
+    exchange = (PushbackExchange(prompt=CHALLENGE, reply=reply),)
+    return grade(grader, "deep_dive", text, pushbacks=exchange)
+
+
+@pytest.mark.parametrize("reply", ["", "ok", "Good point, agreed."])
+def test_a_pushback_left_unanswered_caps_the_deep_dive_and_says_why(
+    grader: OfflineGrader, content: Content, reply: str
+) -> None:
+    answered = "For accounts past 1M followers I'd skip fan-out and merge their posts at read time."
+    assert deep_dive_with(grader, content, answered).score == 4
+    graded = deep_dive_with(grader, content, reply)
+    assert graded.score == 3
+    assert "pushback" in graded.feedback and "got no real answer" in graded.feedback
+    assert CHALLENGE[:40] in graded.feedback
+    assert "pushback" in graded.next_step  # what to do about it, not a criterion already met
+
+
 WRONG_ESTIMATES = [
     # a 1000x slip in the per-second rate
     "100M writes/day / 86,400 = about 1,157,000 writes/s. Peak 3x. Reads are 10x writes. "

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "offline-rules-v1"
 MAX_QUOTE = 200
+# The deep dive's pushback is a question: left unanswered (or answered 'ok'), the deep dive
+# cannot score 4, however good the first answer was.
+UNANSWERED_PUSHBACK_CAP = 3
+PUSHBACK_REPLY_MIN_WORDS = 5
 # A criterion met only by words from another phase: the interviewer asked for it here.
 ELSEWHERE_NOTE = "Said in another phase of your answer, not this one: it counts for less there."
 ELSEWHERE_REASON = (
@@ -1448,6 +1452,17 @@ class OfflineGrader:
                     f"The design rests on a calculation that is off by ~{slips[0].ratio:,.0f}x, "
                     f"which caps this phase at {cap}."
                 )
+        if phase.id == "deep_dive" and score > UNANSWERED_PUSHBACK_CAP:
+            unanswered = next((p for p in request.pushbacks if not _answers(p.reply)), None)
+            if unanswered is not None:
+                score = UNANSWERED_PUSHBACK_CAP
+                challenge = " ".join(unanswered.prompt.split())
+                challenge = challenge if len(challenge) <= 120 else challenge[:117] + "..."
+                reasons.append(
+                    f"The interviewer's pushback ('{challenge}') got no real answer, which caps "
+                    f"the deep dive at {UNANSWERED_PUSHBACK_CAP}: defend the choice with a "
+                    "reason, or change it and say what the change costs."
+                )
         if phase.id == "estimation" and request.full_text:
             unitless = find_unitless_numbers(request.full_text)
             if len(unitless) >= 2 and score > 1:
@@ -1500,6 +1515,12 @@ class OfflineGrader:
         if outcome and outcome.touched:
             return f"Touched on but not enough for '{criterion.title}'. {criterion.levels[4]}"
         return f"Not covered in this phase. {criterion.levels[4]}"
+
+
+def _answers(reply: str) -> bool:
+    """Does a reply to a pushback say something? 'ok' or 'good point' does not; a reply must
+    take a few words to defend or revise a choice. (A floor on substance, never a score.)"""
+    return len(_WORD.findall(reply)) >= PUSHBACK_REPLY_MIN_WORDS
 
 
 def _is_stuffed(analysis: TextAnalysis) -> bool:
