@@ -298,6 +298,10 @@ def test_the_study_walk_steps_through_six_phases(page: Page, content: Content, s
         expect(page.locator("#phase-heading")).to_have_text(content.phases[index - 1].title)
     expect(page.locator('.stepper [aria-current="step"]')).to_contain_text("1")
 
+    page.goto("/quiz?q=abc")  # an address a page cannot use: a page that says so, not JSON
+    expect(page.locator("h1")).to_have_text("That input was refused")
+    expect(page.get_by_role("alert")).to_contain_text("q: Input should be a valid integer")
+
     page.goto("/study/no-such-question")  # an unknown id: a page that says so, not JSON
     expect(page.locator("h1")).to_have_text("Not found")
     expect(page.get_by_role("alert")).to_contain_text("No question with id 'no-such-question'")

@@ -30,7 +30,7 @@ from coach.errors import CoachError
 from coach.llm import LLMCallRecord, add_call_observer
 from coach.service import CoachService
 from coach.slack.routes import slack_router
-from coach.web.routes import page_not_found
+from coach.web.routes import page_error
 from coach.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None, *, service: CoachService | None
     app.state.service = service or CoachService(settings)
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter.from_settings(settings)
-    install_error_handlers(app, page_not_found=page_not_found)
+    install_error_handlers(app, page_error=page_error)
     app.add_middleware(
         MetricsAndLimitsMiddleware, metrics=metrics, max_body=settings.max_request_bytes
     )

@@ -123,9 +123,10 @@ def _wants_a_page(request: Request) -> bool:
 
 
 def install_error_handlers(
-    app: FastAPI, *, page_not_found: Callable[[Request], Response] | None = None
+    app: FastAPI, *, page_error: Callable[[Request, int, str], Response] | None = None
 ) -> None:
-    """`page_not_found`, when given (the web app), answers a browser's unknown page."""
+    """`page_error(request, status, message)`, when given (the web app), answers a browser
+    asking for a page that does not exist, or with an address a page cannot use."""
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -141,7 +142,7 @@ def install_error_handlers(
         return JSONResponse(error_body(exc.code, str(exc), field), status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
         if (why := _unreadable_body(first, request)) is not None:
@@ -151,6 +152,13 @@ def install_error_handlers(
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem(s))"
+        if page_error is not None and _wants_a_page(request):  # e.g. /quiz?q=abc
+            return page_error(
+                request,
+                422,
+                f"This address holds a value the page cannot use ({message}). Follow a link "
+                "from the home page instead.",
+            )
         return JSONResponse(error_body("validation_error", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -167,8 +175,13 @@ def install_error_handlers(
         }.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # no route has this path
-            if page_not_found is not None and _wants_a_page(request):
-                return page_not_found(request)
+            if page_error is not None and _wants_a_page(request):
+                return page_error(
+                    request,
+                    404,
+                    f"There is no page at {request.url.path}. Pick a question to practise "
+                    "instead.",
+                )
             message = (
                 f"There is no {request.url.path} here: the API's routes start with /v1/ and "
                 "are listed at /docs."

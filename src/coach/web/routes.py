@@ -121,15 +121,10 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def page_not_found(request: Request) -> HTMLResponse:
-    """The page for an address no route has, when a browser asks for it."""
-    return render(
-        request,
-        "error.html",
-        status=404,
-        title=ERROR_TITLES[404],
-        message=f"There is no page at {request.url.path}. Pick a question to practise instead.",
-    )
+def page_error(request: Request, status: int, message: str) -> HTMLResponse:
+    """The page a browser gets for an address no route has, or one a page cannot use."""
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    return render(request, "error.html", status=status, title=title, message=message)
 
 
 def render(request: Request, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
