@@ -187,3 +187,10 @@ def test_a_quote_cut_from_bold_markdown_shows_the_words_without_stray_markers(
     assert "\u201cStep 1, simplest version.\u201d" in grade_text(grade, content)
     slack = json.dumps(grade_blocks(grade, content))
     assert "Step 1, simplest version." in slack and "**Step 1" not in slack
+
+
+def test_the_report_says_how_the_overall_is_made(mixed_report: Report, content: Content) -> None:
+    markdown = report_markdown(mixed_report, content)
+    architecture, deep_dive = content.phase("architecture").title, content.phase("deep_dive").title
+    assert f"\u201c{architecture}\u201d and \u201c{deep_dive}\u201d counting 1.5 times" in markdown
+    assert "takes 3 off" in markdown

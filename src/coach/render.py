@@ -18,6 +18,7 @@ from coach.grading.models import (
     PhaseTime,
     Report,
 )
+from coach.grading.report import MISTAKE_PENALTY, PHASE_WEIGHTS
 
 HIRE_LABELS: dict[HireSignal, str] = {
     "strong_hire": "Strong hire",
@@ -163,12 +164,24 @@ def _md_mistake(m: MistakeFinding, content: Content) -> list[str]:
     return lines
 
 
+def overall_explained(content: Content) -> str:
+    """How the overall score is made, from the weights and the penalty the code uses."""
+    heavier = [f"\u201c{content.phase(p).title}\u201d" for p, w in PHASE_WEIGHTS.items() if w > 1]
+    weight = max(PHASE_WEIGHTS.values())
+    return (
+        f"The overall is the mean of the phase scores on 0-100, with {' and '.join(heavier)} "
+        f"counting {weight:g} times; each mistake that costs points takes {MISTAKE_PENALTY} off."
+    )
+
+
 def report_markdown(report: Report, content: Content) -> str:
     """The whole report as Markdown: scores, evidence, mistakes, time, and who graded what."""
     title = _question_title(content, report)
     lines = [f"# Interview report{': ' + title if title else ''}", ""]
     lines += [
         f"**Overall: {report.overall}/100 ({HIRE_LABELS[report.hire_signal]})**",
+        "",
+        overall_explained(content),
         "",
         f"- Strongest phase: {_title(content, report.strongest_phase)}",
         f"- Weakest phase: {_title(content, report.weakest_phase)}",

@@ -179,8 +179,7 @@ def install_error_handlers(
                 return page_error(
                     request,
                     404,
-                    f"There is no page at {request.url.path}. Pick a question to practise "
-                    "instead.",
+                    f"There is no page at {request.url.path}. Pick a question to practise instead.",
                 )
             message = (
                 f"There is no {request.url.path} here: the API's routes start with /v1/ and "
