@@ -24,9 +24,10 @@ ONE_PAGE = [
 ]
 
 
-def text_pdf(lines: list[str]) -> bytes:
+def text_pdf(lines: list[str], *, padding: int = 0) -> bytes:
     """A one-page PDF whose text is `lines` (Helvetica). Its page is compressed, as real PDFs'
-    are, so the file's bytes do not hold the text: only a PDF reader finds it."""
+    are, so the file's bytes do not hold the text: only a PDF reader finds it. `padding`
+    bytes of an unused stream stand for the fonts and images that make real PDFs large."""
     shown = " ".join(f"({line}) Tj T*" for line in lines)
     stream = zlib.compress(f"BT /F1 10 Tf 14 TL 40 800 Td {shown} ET".encode())
     return build_pdf(
@@ -36,6 +37,7 @@ def text_pdf(lines: list[str]) -> bytes:
             b"/Resources << /Font << /F1 5 0 R >> >> >>",
             b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Length %d >>\nstream\n%s\nendstream" % (padding, b"0" * padding),
         ]
     )
 

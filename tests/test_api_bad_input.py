@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from coach.store import Store
-from pdf_samples import aes256_encrypted_pdf
+from pdf_samples import aes256_encrypted_pdf, text_pdf
 from server_process import ServerProcess
 
 MAX_REQUEST_BYTES = 200_000
@@ -241,3 +241,13 @@ def test_health_probes_answer_head(api: httpx.Client) -> None:
         probed = api.head(path)
         assert probed.status_code == 200 and probed.content == b""
     assert json.loads(api.get("/healthz").text) == {"status": "ok"}
+
+
+def test_a_pdf_larger_than_the_upload_limit_is_read_when_its_text_fits(api: httpx.Client) -> None:
+    # The limit is on the answer's text: fonts and images make a PDF file far larger.
+    lines = ["## Requirements", "Users post and read timelines; 200M DAU; p99 under 200 ms."]
+    pdf = text_pdf(lines, padding=MAX_UPLOAD_BYTES + 20_000)
+    assert MAX_UPLOAD_BYTES < len(pdf) < MAX_REQUEST_BYTES
+    graded = api.post("/v1/gradings", files={"file": ("answer.pdf", pdf, "application/pdf")})
+    assert graded.status_code == 200, graded.text
+    assert graded.json()["phases"][0]["score"] > 0  # the report, graded from the PDF's text

@@ -242,7 +242,11 @@ def test_grade_oversized_input_names_the_limit(env: dict[str, str]) -> None:
     result = coach("grade", "-", env={**env, "COACH_MAX_UPLOAD_BYTES": "100"}, stdin="x " * 200)
     assert result.returncode == 2
     assert "COACH_MAX_UPLOAD_BYTES" in result.stderr and len(result.stderr.splitlines()) == 1
-    # coach stops reading one byte past the limit: it says "over", not a made-up size
+    assert "is 400 bytes; the limit is 100 bytes" in result.stderr
+    # Past what coach reads (one byte over the request limit) it says "over", not a made-up size
+    small = {**env, "COACH_MAX_UPLOAD_BYTES": "100", "COACH_MAX_REQUEST_BYTES": "150"}
+    result = coach("grade", "-", env=small, stdin="x " * 200)
+    assert result.returncode == 2
     assert "is over 100 bytes; the limit is 100 bytes" in result.stderr
 
 

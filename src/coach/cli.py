@@ -514,9 +514,13 @@ def grade_command(
 ) -> None:
     """Grade a whole written answer: split into phases, score each, list mistakes."""
     settings = _settings()
-    data, what = _read_answer_bytes(file, settings.max_upload_bytes)
-    # _read_answer_bytes stops one byte past the limit: past it, the true size is unknown
-    text = upload_text(data, what=what, max_bytes=settings.max_upload_bytes, whole=False)
+    # A PDF may be larger than the text it holds: read as much as the API would accept.
+    read_limit = max(settings.max_upload_bytes, settings.max_request_bytes)
+    data, what = _read_answer_bytes(file, read_limit)
+    # _read_answer_bytes stops one byte past its limit: past it, the true size is unknown
+    text = upload_text(
+        data, what=what, max_bytes=settings.max_upload_bytes, whole=len(data) <= read_limit
+    )
     content = _content(settings)
     from coach.grading.factory import make_grader
     from coach.grading.upload import grade_answer

@@ -67,11 +67,11 @@ def upload_text(
 ) -> str:
     """A whole answer sent as a file: PDF (by its magic bytes), Markdown or plain text.
 
-    `what` names it in errors ("file 'answer.md'"); `whole` as for `decode_upload`."""
+    `what` names it in errors ("file 'answer.md'"); `whole` as for `decode_upload`. The limit
+    applies to the answer's text: a PDF's fonts and images make the file itself larger, so
+    its size is bounded only by what the caller read (the request or download limit)."""
     if data[:5] != b"%PDF-":
         return decode_upload(data, max_bytes=max_bytes, what=what, field=field, whole=whole)
-    if len(data) > max_bytes:
-        raise upload_too_large(what, len(data), max_bytes, field=field, whole=whole)
     return clean_text(
         pdf_text(data, field=field),
         max_chars=max_bytes,

@@ -144,7 +144,8 @@ def _too_large_message(limit: int) -> str:
 class _BodyTooLarge(HTTPException):
     """Raised while a chunked body is read. An HTTPException, so FastAPI's body parser passes
     it on (any other error there becomes its 400 "error parsing the body") and the API's
-    error handler answers 413; a route reading the body itself lets it reach the middleware."""
+    error handler answers 413, as it does for a route that reads the body itself; the
+    middleware answers it only when it escapes the app's handlers."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, detail=_too_large_message(limit))
