@@ -50,7 +50,7 @@ MAX_QUOTE = 200
 UNANSWERED_PUSHBACK_CAP = 3
 PUSHBACK_REPLY_MIN_WORDS = 5
 # A criterion met only by words from another phase: the interviewer asked for it here.
-ELSEWHERE_NOTE = "Said in another phase of your answer, not this one: it counts for less there."
+ELSEWHERE_NOTE = "Said in another phase of your answer, not this one, so it counts for less here."
 ELSEWHERE_REASON = (
     "Part of what this phase needs was said in another phase, which counts one level lower: "
     "say it here, where the interviewer asks for it."
