@@ -541,57 +541,72 @@ def test_bad_input_shows_the_message_and_keeps_earlier_turns(
     shot(page, "upload-error")
 
 
+@contextmanager
+def page_on_llm(
+    browser: Browser, database_url: str, tmp_path: Path, script: ScriptedLLM, **settings: str
+) -> Iterator[tuple[Page, ServerProcess]]:
+    """A page on a coach server graded by the LLM double, which answers as `script` says."""
+    with LLMDouble() as double:
+        double.default = script
+        server = serve_with_llm(database_url, tmp_path, double, **settings)
+        try:
+            with open_page(browser, server.url) as page:
+                yield page, server
+        finally:
+            server.stop()
+
+
+def paste_upload(page: Page) -> None:
+    page.goto("/upload")
+    page.get_by_label("Your answer").fill(STRONG_UPLOAD)
+    page.get_by_role("button", name="Grade my answer").click()
+
+
+def press_finish_now(page: Page) -> Locator:
+    """Press "Finish now" and confirm; returns the button."""
+    page.once("dialog", lambda dialog: dialog.accept())
+    finish = page.get_by_role("button", name="Finish now and grade everything")
+    finish.click()
+    return finish
+
+
 @SQLITE_ONLY
 def test_an_upload_graded_as_a_job_shows_which_phase_is_being_graded(
     browser: Browser, database_url: str, tmp_path: Path, content: Content
 ) -> None:
-    with LLMDouble() as double:
-        double.default = ScriptedLLM(content, grade_delay=0.4)
-        server = serve_with_llm(database_url, tmp_path, double, sync_grading_max_chars="200")
-        try:
-            with open_page(browser, server.url) as page:
-                page.goto("/upload")
-                page.get_by_label("Your answer").fill(STRONG_UPLOAD)
-                page.get_by_role("button", name="Grade my answer").click()
-                status = page.locator("#upload-status")
-                expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
-                bar = page.locator("#upload-progress progress")
-                expect(bar).to_have_attribute("max", "8")
-                assert 1 <= int(bar.get_attribute("value") or 0) <= 7
-                page.wait_for_url(re.compile(r"/gradings/[0-9a-f]+$"))
-                expect(page.locator(".phase-report .badge").first).to_have_text(
-                    "LLM · double-model"
-                )
-        finally:
-            server.stop()
+    slow = ScriptedLLM(content, grade_delay=0.4)
+    as_job = {"sync_grading_max_chars": "200"}  # a low threshold: the paste becomes a job
+    with page_on_llm(browser, database_url, tmp_path, slow, **as_job) as (page, _):
+        paste_upload(page)
+        status = page.locator("#upload-status")
+        expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
+        bar = page.locator("#upload-progress progress")
+        expect(bar).to_have_attribute("max", "8")
+        assert 1 <= int(bar.get_attribute("value") or 0) <= 7
+        page.wait_for_url(re.compile(r"/gradings/[0-9a-f]+$"))
+        expect(page.locator(".phase-report .badge").first).to_have_text("LLM · double-model")
 
 
 @SQLITE_ONLY
 def test_an_upload_job_that_outlasts_the_page_names_the_page_with_its_report(
     browser: Browser, database_url: str, tmp_path: Path, content: Content
 ) -> None:
-    with LLMDouble() as double:
-        double.default = ScriptedLLM(content, grade_delay=0.5)
-        server = serve_with_llm(database_url, tmp_path, double, sync_grading_max_chars="200")
-        try:
-            with open_page(browser, server.url) as page:
-                page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
-                page.goto("/upload")
-                page.get_by_label("Your answer").fill(STRONG_UPLOAD)
-                page.get_by_role("button", name="Grade my answer").click()
-                expect(page.locator("#upload-status")).to_contain_text("Grading phase")
-                page.clock.fast_forward("20:01")
+    slow = ScriptedLLM(content, grade_delay=0.5)
+    as_job = {"sync_grading_max_chars": "200"}  # a low threshold: the paste becomes a job
+    with page_on_llm(browser, database_url, tmp_path, slow, **as_job) as (page, _):
+        page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
+        paste_upload(page)
+        expect(page.locator("#upload-status")).to_contain_text("Grading phase")
+        page.clock.fast_forward("20:01")
 
-                error = page.locator("#error")
-                expect(error).to_contain_text("goes on in the background")
-                grading_page = re.search(r"/gradings/[0-9a-f]+", error.inner_text())
-                assert grading_page, error.inner_text()
-                page.goto(grading_page.group(0))
-                expect(page.locator(".phase-report .badge").first).to_have_text(
-                    "LLM · double-model", timeout=30_000
-                )
-        finally:
-            server.stop()
+        error = page.locator("#error")
+        expect(error).to_contain_text("goes on in the background")
+        grading_page = re.search(r"/gradings/[0-9a-f]+", error.inner_text())
+        assert grading_page, error.inner_text()
+        page.goto(grading_page.group(0))
+        expect(page.locator(".phase-report .badge").first).to_have_text(
+            "LLM · double-model", timeout=30_000
+        )
 
 
 @SQLITE_ONLY
@@ -599,28 +614,20 @@ def test_finish_now_shows_each_phase_being_graded_then_opens_the_report(
     browser: Browser, database_url: str, tmp_path: Path, content: Content
 ) -> None:
     question = content.question("twitter")
-    with LLMDouble() as double:
-        double.default = ScriptedLLM(content, grade_delay=0.4)
-        server = serve_with_llm(database_url, tmp_path, double)
-        try:
-            with open_page(browser, server.url) as page:
-                iid = start_from_home(page, question.title)
-                send_answer(page, question.model_answers["requirements"])
-                page.once("dialog", lambda dialog: dialog.accept())
-                page.get_by_role("button", name="Finish now and grade everything").click()
+    slow = ScriptedLLM(content, grade_delay=0.4)
+    with page_on_llm(browser, database_url, tmp_path, slow) as (page, _):
+        iid = start_from_home(page, question.title)
+        send_answer(page, question.model_answers["requirements"])
+        press_finish_now(page)
 
-                status = page.locator("#finish-status")
-                expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
-                bar = page.locator("#finish-progress progress")
-                expect(bar).to_have_attribute("max", "7")  # six phases, then the review
-                assert 1 <= int(bar.get_attribute("value") or 0) <= 6
-                page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
-                expect(page.locator("h1")).to_have_text(question.title)
-                expect(page.locator(".phase-report .badge").first).to_have_text(
-                    "LLM · double-model"
-                )
-        finally:
-            server.stop()
+        status = page.locator("#finish-status")
+        expect(status).to_contain_text(re.compile(r"Grading phase [2-6] of 6: "))
+        bar = page.locator("#finish-progress progress")
+        expect(bar).to_have_attribute("max", "7")  # six phases, then the review
+        assert 1 <= int(bar.get_attribute("value") or 0) <= 6
+        page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
+        expect(page.locator("h1")).to_have_text(question.title)
+        expect(page.locator(".phase-report .badge").first).to_have_text("LLM · double-model")
 
 
 @SQLITE_ONLY
@@ -628,71 +635,55 @@ def test_finish_now_that_outlasts_the_page_says_it_goes_on_and_the_report_comes(
     browser: Browser, database_url: str, tmp_path: Path, content: Content
 ) -> None:
     question = content.question("twitter")
-    with LLMDouble() as double:
-        double.default = ScriptedLLM(content, grade_delay=0.5)
-        server = serve_with_llm(database_url, tmp_path, double)
-        try:
-            with open_page(browser, server.url) as page:
-                page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
-                iid = start_from_home(page, question.title)
-                send_answer(page, question.model_answers["requirements"])
-                page.once("dialog", lambda dialog: dialog.accept())
-                finish = page.get_by_role("button", name="Finish now and grade everything")
-                finish.click()
-                expect(page.locator("#finish-status")).to_contain_text("Grading phase")
-                page.clock.fast_forward("20:01")
+    slow = ScriptedLLM(content, grade_delay=0.5)
+    with page_on_llm(browser, database_url, tmp_path, slow) as (page, server):
+        page.clock.install()  # the page's clock: its 20 minutes of waiting pass at once
+        iid = start_from_home(page, question.title)
+        send_answer(page, question.model_answers["requirements"])
+        finish = press_finish_now(page)
+        expect(page.locator("#finish-status")).to_contain_text("Grading phase")
+        page.clock.fast_forward("20:01")
 
-                error = page.locator("#error")
-                expect(error).to_contain_text("goes on in the background")
-                expect(error).to_contain_text("Your answers are saved: reload this page later")
-                expect(finish).to_be_enabled()
+        error = page.locator("#error")
+        expect(error).to_contain_text("goes on in the background")
+        expect(error).to_contain_text("Your answers are saved: reload this page later")
+        expect(finish).to_be_enabled()
 
-                def finished() -> bool:
-                    reply = httpx.get(f"{server.url}/v1/interviews/{iid}", timeout=5)
-                    return bool(reply.json()["status"] == "finished")
+        def finished() -> bool:
+            reply = httpx.get(f"{server.url}/v1/interviews/{iid}", timeout=5)
+            return bool(reply.json()["status"] == "finished")
 
-                wait_until(finished, what="the finish job to end")
-                page.reload()
-                page.get_by_role("link", name="See your report").click()
-                page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
-                expect(page.locator(".phase-report .badge").first).to_have_text(
-                    "LLM · double-model"
-                )
-        finally:
-            server.stop()
+        wait_until(finished, what="the finish job to end")
+        page.reload()
+        page.get_by_role("link", name="See your report").click()
+        page.wait_for_url(re.compile(rf"/interviews/{iid}/report$"))
+        expect(page.locator(".phase-report .badge").first).to_have_text("LLM · double-model")
 
 
 @SQLITE_ONLY
 def test_llm_feedback_streams_in_with_the_llm_badge(
     browser: Browser, database_url: str, tmp_path: Path, content: Content, shot: Shot
 ) -> None:
-    with LLMDouble() as double:
-        double.default = ScriptedLLM(content, chunk_size=12, chunk_delay=0.03)
-        server = serve_with_llm(database_url, tmp_path, double)
-        try:
-            with open_page(browser, server.url) as page:
-                question = content.question("twitter")
-                start_from_home(page, question.title)
-                send_answer(page, question.model_answers["requirements"])
-                page.locator("#next-phase").click()
-                # While the LLM writes, the page shows its progress in words, never its JSON.
-                streaming = page.locator("#live .streaming")
-                expect(streaming).to_contain_text(re.compile(r"criteri(on|a) checked"))
-                shot(page, "interview-streaming")
-                assert '{"' not in streaming.inner_text()
-                card = page.locator('#transcript .grade-card[data-phase="requirements"]')
-                expect(card).to_be_visible()
-                expect(streaming).to_have_count(0)
-                expect(card.locator(".badge")).to_have_text("LLM · double-model")
-                expect(card).to_contain_text("Scripted feedback for requirements.")
-                streamed = int(
-                    page.locator("#interview").get_attribute("data-streamed-tokens") or 0
-                )
-                assert streamed > 5, "the grade arrived as token events, not all at once"
-                assert "criteria" not in page.locator("#transcript").inner_text(), "no raw JSON"
-                shot(page, "interview-llm")
-        finally:
-            server.stop()
+    streaming_llm = ScriptedLLM(content, chunk_size=12, chunk_delay=0.03)
+    with page_on_llm(browser, database_url, tmp_path, streaming_llm) as (page, _):
+        question = content.question("twitter")
+        start_from_home(page, question.title)
+        send_answer(page, question.model_answers["requirements"])
+        page.locator("#next-phase").click()
+        # While the LLM writes, the page shows its progress in words, never its JSON.
+        streaming = page.locator("#live .streaming")
+        expect(streaming).to_contain_text(re.compile(r"criteri(on|a) checked"))
+        shot(page, "interview-streaming")
+        assert '{"' not in streaming.inner_text()
+        card = page.locator('#transcript .grade-card[data-phase="requirements"]')
+        expect(card).to_be_visible()
+        expect(streaming).to_have_count(0)
+        expect(card.locator(".badge")).to_have_text("LLM · double-model")
+        expect(card).to_contain_text("Scripted feedback for requirements.")
+        streamed = int(page.locator("#interview").get_attribute("data-streamed-tokens") or 0)
+        assert streamed > 5, "the grade arrived as token events, not all at once"
+        assert "criteria" not in page.locator("#transcript").inner_text(), "no raw JSON"
+        shot(page, "interview-llm")
 
 
 @SQLITE_ONLY
