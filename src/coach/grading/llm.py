@@ -475,20 +475,22 @@ class LLMGrader:
         # Built from the criteria verified here (not the offline grader's own ticks), for
         # whatever the LLM left out or got wrong: the next step never asks for a criterion
         # this grade marks met.
-        reasons = why if score < 4 else []
-        own_feedback, own_step = phase_feedback(phase, results, reasons, self.fallback.rules)
-        feedback = reply.feedback.strip() or own_feedback
-        next_step = reply.next_step.strip()
+        # Only then: most replies need neither, and this runs on every LLM-graded phase.
+        feedback, next_step = reply.feedback.strip(), reply.next_step.strip()
         repeated = next(
             (c for c in phase.criteria if c.id in met and restates_criterion(next_step, c)), None
         )
-        if repeated is not None:
-            corrections.append(
-                f"Next step {_clip(next_step)!r} asks for {repeated.id!r}, which this grade "
-                f"marks met; replaced with {_clip(own_step)!r}."
-            )
-        if not next_step or repeated is not None:
-            next_step = own_step
+        if not feedback or not next_step or repeated is not None:
+            reasons = why if score < 4 else []
+            own_feedback, own_step = phase_feedback(phase, results, reasons, self.fallback.rules)
+            feedback = feedback or own_feedback
+            if repeated is not None:
+                corrections.append(
+                    f"Next step {_clip(next_step)!r} asks for {repeated.id!r}, which this grade "
+                    f"marks met; replaced with {_clip(own_step)!r}."
+                )
+            if not next_step or repeated is not None:
+                next_step = own_step
         return PhaseGrade(
             phase=phase.id,
             score=score,
