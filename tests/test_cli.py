@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -361,15 +363,121 @@ def test_practice_runs_a_whole_interview_from_stdin(
 
 
 def test_practice_bad_input_is_reported_and_the_interview_goes_on(env: dict[str, str]) -> None:
-    stdin = script("/clarify", "/dance", PHASE_ANSWERS[0], "/next", "? How many users?", "/finish")
+    stdin = script("/clarify", "/nxt", PHASE_ANSWERS[0], "/next", "? How many users?", "/finish")
     result = coach("practice", "url-shortener", env=env, stdin=stdin)
     assert result.returncode == 0
     errors = result.stderr.splitlines()
     assert len(errors) == 3
     assert "clarifying question is empty" in errors[0]
-    assert "unknown command /dance" in errors[1]
+    assert "unknown command /nxt; did you mean /next?" in errors[1]
     assert "belong in the requirements phase" in errors[2]
     assert "Interview report" in result.stdout
+
+
+def test_practice_keeps_an_answer_whose_first_line_starts_with_a_slash(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    endpoint = "/v1/urls POST {long_url, idempotency_key} -> 201 {short_code}"
+    stdin = script(PHASE_ANSWERS[0], "/next", PHASE_ANSWERS[1], "/next", endpoint, "/quit")
+    result = coach("practice", "url-shortener", env=env, stdin=stdin)
+    assert result.returncode == 0 and "unknown command" not in result.stderr
+    (saved,) = (tmp_path / "data" / "sessions").glob("*.json")
+    answers = [t["text"] for t in json.loads(saved.read_text())["turns"] if t["kind"] == "answer"]
+    assert answers[-1] == endpoint
+
+
+class Terminal:
+    """`coach` on a pseudo-terminal, as a person at a keyboard runs it (line editing on)."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [*COMMAND, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "xterm", "COLUMNS": "100"},
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
+        """Read the screen until `pattern` (a regex) shows, e.g. the prompt after a line."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.seen):
+            left = deadline - time.monotonic()
+            assert left > 0, f"{pattern!r} never showed; the screen:\n{self.seen}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    self.seen += os.read(self.master, 65536).decode(errors="replace")
+                except OSError:  # the program ended and closed the terminal
+                    assert re.search(pattern, self.seen), self.seen
+        return self.seen
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def finish(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout)
+        with contextlib.suppress(OSError):
+            self.seen += os.read(self.master, 65536).decode(errors="replace")
+        os.close(self.master)
+        return code
+
+
+def saved_turns(tmp_path: Path, kind: str) -> list[str]:
+    (saved,) = (tmp_path / "data" / "sessions").glob("*.json")
+    return [t["text"] for t in json.loads(saved.read_text())["turns"] if t["kind"] == kind]
+
+
+def test_ctrl_c_while_typing_an_answer_keeps_the_lines_typed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    term = Terminal("practice", "url-shortener", env=env)
+    term.wait_for(r"\n> $")
+    term.type("Users shorten links and get a short code.\n")
+    term.wait_for(r"short code\.\r?\n  $")  # the prompt for the answer's next line
+    term.type("Redirects must be fast.\n")
+    term.wait_for(r"fast\.\r?\n  $")
+    term.proc.send_signal(signal.SIGINT)
+    assert term.finish() == 130
+    assert "The answer you were typing was sent before stopping." in term.seen
+    assert saved_turns(tmp_path, "answer") == [
+        "Users shorten links and get a short code.\nRedirects must be fast."
+    ]
+
+
+def test_arrow_keys_and_backspace_edit_the_line_being_typed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    term = Terminal("practice", "url-shortener", env=env)
+    term.wait_for(r"\n> $")
+    left, backspace = "\x1b[D", "\x7f"
+    term.type(f"Users shortenX links{left * 6}{backspace}\n")  # the X goes, "links" stays
+    term.wait_for(r"\n  $")
+    term.type("\n/quit\n")
+    assert term.finish() == 0
+    assert saved_turns(tmp_path, "answer") == ["Users shorten links"]
+
+
+def test_a_session_open_in_one_terminal_is_refused_in_another(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    first = Terminal("practice", "url-shortener", env=env)
+    screen = first.wait_for(r"\n> $")
+    session_id = re.search(r"Session ([0-9a-f]{32})", screen).group(1)  # type: ignore[union-attr]
+    second = coach("practice", "--resume", session_id, env=env, stdin="An answer.\n/next\n")
+    assert second.returncode == 2
+    assert f"Interview {session_id} is open in another `coach practice`" in second.stderr
+    first.type("Users shorten links.\n\n/quit\n")
+    assert first.finish() == 0
+    assert saved_turns(tmp_path, "answer") == ["Users shorten links."]
+    resumed = coach("practice", "--resume", session_id, env=env, stdin="/quit\n")
+    assert resumed.returncode == 0, resumed.stderr
 
 
 def test_practice_saves_on_eof_and_resumes(env: dict[str, str], tmp_path: Path) -> None:
@@ -486,6 +594,13 @@ def test_serve_prints_its_url_and_keeps_idle_connections_as_configured(
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_serve_refuses_a_port_out_of_range_before_claiming_to_serve(env: dict[str, str]) -> None:
+    result = coach("serve", "--port", "70000", env=env)
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr and "65535" in result.stderr
+    assert "serving at" not in result.stdout and "Traceback" not in result.stderr
 
 
 def test_serve_on_a_taken_port_says_so_and_how_to_pick_another(env: dict[str, str]) -> None:

@@ -6,12 +6,14 @@ CoachError becomes one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
@@ -254,12 +256,32 @@ Commands:
 
 
 COMMANDS = frozenset({"/clarify", "/next", "/time", "/finish", "/quit", "/help"})
+LIKELY_MEANT = {"/exit": "/quit", "/q": "/quit", "/bye": "/quit", "/done": "/finish"}
 LineReader = Callable[[str], str | None]
 
 
 def _is_command(line: str) -> bool:
     """A known command ends an answer being typed, so '/next' needs no blank line first."""
     return line.strip().split(" ", 1)[0].lower() in COMMANDS
+
+
+def _mistyped_command(line: str) -> str | None:
+    """The command a lone '/nxt' was meant to be, if any; other lines that start with '/'
+    ('/v1/tweets POST ...', '/users') are answer text, as an API design often begins."""
+    word = line.strip().lower()
+    if not re.fullmatch(r"/[a-z]+", word):
+        return None
+    if word in LIKELY_MEANT:
+        return LIKELY_MEANT[word]
+    close = difflib.get_close_matches(word, sorted(COMMANDS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _enable_line_editing() -> None:
+    """Arrow keys, Backspace and history at the prompt: importing readline makes input() use
+    it. Without it a Left arrow is stored in the answer as escape characters."""
+    with suppress(ImportError):  # Windows has no readline: its console edits lines itself
+        import readline  # noqa: F401
 
 
 def _line_reader(interactive: bool) -> LineReader:
@@ -275,8 +297,16 @@ def _line_reader(interactive: bool) -> LineReader:
     return read
 
 
+class UnsentAnswerKept(KeyboardInterrupt):
+    """Ctrl+C while an answer was being typed: the lines typed so far were sent first."""
+
+
 def _entries(read: LineReader) -> Iterator[tuple[str, str]]:
-    """(command, argument) pairs; a multi-line answer ends at a blank line or end of input."""
+    """(command, argument) pairs; a multi-line answer ends at a blank line or end of input.
+
+    Ctrl+C in the middle of an answer sends the lines typed so far before stopping, so
+    nothing typed is lost (the practice loop saves the session after each entry).
+    """
     while True:
         line = read("> ")
         if line is None:
@@ -284,20 +314,27 @@ def _entries(read: LineReader) -> Iterator[tuple[str, str]]:
         stripped = line.strip()
         if not stripped:
             continue
-        if stripped.startswith("/"):
+        if _is_command(stripped):
             name, _, arg = stripped.partition(" ")
             yield name.lower(), arg.strip()
+            continue
+        if (meant := _mistyped_command(stripped)) is not None:
+            yield "mistyped", f"{stripped} {meant}"
             continue
         if stripped.startswith("?"):
             yield "/clarify", stripped[1:].strip()
             continue
         lines = [line.rstrip("\n")]
         more: str | None = None
-        while True:
-            more = read("  ")
-            if more is None or not more.strip() or _is_command(more):
-                break
-            lines.append(more.rstrip("\n"))
+        try:
+            while True:
+                more = read("  ")
+                if more is None or not more.strip() or _is_command(more):
+                    break
+                lines.append(more.rstrip("\n"))
+        except KeyboardInterrupt:
+            yield "answer", "\n".join(lines)
+            raise UnsentAnswerKept from None
         yield "answer", "\n".join(lines)
         if more is None:
             return
@@ -393,8 +430,13 @@ def _practice_loop(
             elif command == "/help":
                 typer.echo(PRACTICE_HELP)
                 continue
-            else:
-                typer.echo(f"error: unknown command {command}. Type /help for the list.", err=True)
+            elif command == "mistyped":
+                typed, meant = arg.rsplit(" ", 1)
+                typer.echo(
+                    f"error: unknown command {typed}; did you mean {meant}? Type /help for the "
+                    "list. (Nothing was sent.)",
+                    err=True,
+                )
                 continue
         except (InputError, InterviewStateError) as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -427,44 +469,53 @@ def practice_command(
     )
     store = SessionFiles(settings.data_dir / "sessions")
     interactive = _stdin_is_tty()
-    if resume:
-        session = store.load(resume)
-        if question and content.question(question).id != session.question_id:
-            raise CoachError(
-                f"Session {session.id} is an interview on {session.question_id!r}, not "
-                f"{question!r}. Drop the question id when resuming."
+    if interactive:
+        _enable_line_editing()
+    with ExitStack() as held:
+        if resume:
+            store.load(resume)  # a clear error for an unknown id before any lock file is made
+            held.enter_context(store.open_exclusively(resume))
+            session = store.load(resume)  # read again under the lock: the latest save
+            if question and content.question(question).id != session.question_id:
+                raise CoachError(
+                    f"Session {session.id} is an interview on {session.question_id!r}, not "
+                    f"{question!r}. Drop the question id when resuming."
+                )
+            title = content.question(session.question_id).title
+            if session.finished:
+                typer.echo(f"Interview {session.id} ({title}) is already finished.")
+                _show_report(session, content, store)
+                return
+            phase = content.phase(session.phase)
+            typer.echo(
+                f"Resuming interview {session.id}: {title}, phase {phase.order} of "
+                f"{len(PHASE_IDS)} ({phase.title})."
             )
-        title = content.question(session.question_id).title
-        if session.finished:
-            typer.echo(f"Interview {session.id} ({title}) is already finished.")
-            _show_report(session, content, store)
-            return
-        phase = content.phase(session.phase)
-        typer.echo(
-            f"Resuming interview {session.id}: {title}, phase {phase.order} of "
-            f"{len(PHASE_IDS)} ({phase.title})."
-        )
-        last = next((t for t in reversed(session.turns) if t.kind in ("opening", "pushback")), None)
-        if last:
-            _say(last)
-    else:
-        if not question:
-            raise CoachError(
-                "Name a question to practise (see `coach questions`), or pass --resume ID."
-            )
-        session = engine.start(question, candidate)
-        store.save(session)
-        title = content.question(session.question_id).title
-        typer.echo(f"Mock interview: {title}. Grading: {_grader_description(settings)}.")
-        typer.echo(f"Session {session.id}\n")
-        typer.echo(PRACTICE_HELP)
-        _say(session.turns[0])
-    try:
-        _practice_loop(engine, session, store, interactive, _steps_on_stderr(settings))
-    except KeyboardInterrupt:
-        store.save(session)  # the engine commits whole changes, so this copy is consistent
-        typer.echo("\n" + _resume_hint(session))
-        raise typer.Exit(130) from None
+            kinds = ("opening", "pushback")
+            last = next((t for t in reversed(session.turns) if t.kind in kinds), None)
+            if last:
+                _say(last)
+        else:
+            if not question:
+                raise CoachError(
+                    "Name a question to practise (see `coach questions`), or pass --resume ID."
+                )
+            session = engine.start(question, candidate)
+            held.enter_context(store.open_exclusively(session.id))
+            store.save(session)
+            title = content.question(session.question_id).title
+            typer.echo(f"Mock interview: {title}. Grading: {_grader_description(settings)}.")
+            typer.echo(f"Session {session.id}\n")
+            typer.echo(PRACTICE_HELP)
+            _say(session.turns[0])
+        try:
+            _practice_loop(engine, session, store, interactive, _steps_on_stderr(settings))
+        except KeyboardInterrupt as stop:
+            store.save(session)  # the engine commits whole changes, so this copy is consistent
+            if isinstance(stop, UnsentAnswerKept):
+                typer.echo("\nThe answer you were typing was sent before stopping.")
+            typer.echo("\n" + _resume_hint(session))
+            raise typer.Exit(130) from None
 
 
 # --- coach grade ------------------------------------------------------------------------------
@@ -584,7 +635,9 @@ def eval_command(
 @_friendly
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Address (default COACH_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default COACH_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default COACH_PORT).")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Processes (default COACH_WORKERS; >1 needs PostgreSQL)."),
@@ -597,7 +650,8 @@ def serve_command(
 
     from coach.store import Store
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    given = {"host": host, "port": port, "workers": workers}
+    overrides = {name: value for name, value in given.items() if value is not None}
     settings = _settings().model_copy(update=overrides)
     if settings.workers > 1 and settings.uses_sqlite:
         raise CoachError(

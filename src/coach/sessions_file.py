@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from coach.engine import Session
@@ -33,6 +36,27 @@ class SessionFiles:
                 "interview was saved)."
             )
         return self.folder / f"{session_id}.json"
+
+    @contextmanager
+    def open_exclusively(self, session_id: str) -> Iterator[None]:
+        """Hold the session for one terminal: a second `coach practice` on it would save over
+        the first one's answers (each keeps its own copy in memory), so it is refused.
+
+        The lock is the operating system's (filelock), so a killed process leaves none behind.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.path(session_id).with_suffix(".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise CoachError(
+                f"Interview {session_id} is open in another `coach practice`. Carry on there, "
+                "or type /quit there and then resume it here."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def save(self, session: Session) -> Path:
         target = self.path(session.id)
