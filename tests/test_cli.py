@@ -222,6 +222,8 @@ def test_grade_offline_prints_no_steps(env: dict[str, str], tmp_path: Path) -> N
         ("latin1.md", "café crème".encode("latin-1"), "not UTF-8"),
         ("missing.md", None, "no such file"),
         ("folder", "dir", "is a folder"),
+        ("scan.pdf", text_pdf([]), "a PDF with no text in it that can be read"),
+        ("cut.pdf", text_pdf(["## Requirements"])[:300], "The PDF could not be read"),
     ],
 )
 def test_grade_bad_input_is_one_line_on_stderr(
@@ -270,6 +272,21 @@ def test_grade_reads_a_pdf_as_the_api_does(env: dict[str, str], tmp_path: Path) 
     quotes = [c["evidence"] for grade in phases.values() for c in grade["criteria"] if c["met"]]
     assert any("1,200 writes per second" in quote for quote in quotes), quotes
     assert phases["requirements"]["score"] > 0 and phases["estimation"]["score"] > 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_grade_reads_text_saved_as_utf16_or_utf32_with_a_byte_order_mark(
+    env: dict[str, str], tmp_path: Path, encoding: str
+) -> None:
+    utf8, wide = tmp_path / "utf8.md", tmp_path / "wide.md"
+    utf8.write_text(GOOD_ANSWER, encoding="utf-8")
+    mark = "\ufeff" if encoding == "utf-16-be" else ""  # the -be codec writes no mark itself
+    wide.write_bytes((mark + GOOD_ANSWER).encode(encoding))
+    assert b"\x00" in wide.read_bytes()
+    expected = coach("grade", str(utf8), "--json", env=env)
+    result = coach("grade", str(wide), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["phases"] == json.loads(expected.stdout)["phases"]
 
 
 # --- practice ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import io
+import logging
 import re
 
 from coach.errors import BinaryInputError, EmptyInputError, InputTooLargeError, InvalidTextError
@@ -19,6 +21,18 @@ _VISIBLE = re.compile(
     "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
 )
 
+
+# Text editors on Windows save "Unicode" as UTF-16 with a byte-order mark; its NUL bytes would
+# otherwise make it look binary. UTF-32's marks come first: UTF-32-LE's starts with UTF-16-LE's.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# pypdf logs what it repairs in a broken PDF ("EOF marker not found") on the root logger's
+# stderr; coach says what went wrong itself, in one line.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 UPLOAD_TOO_LARGE_HINT = "Trim it (the limit is COACH_MAX_UPLOAD_BYTES, a server setting)."
 
@@ -43,15 +57,23 @@ def decode_upload(
     `whole` is False when `data` was read only up to just past the limit."""
     if len(data) > max_bytes:
         raise upload_too_large(what, len(data), max_bytes, field=field, whole=whole)
-    if b"\x00" in data:
+    encoding = next((name for mark, name in _BYTE_ORDER_MARKS if data.startswith(mark)), None)
+    if encoding is None and b"\x00" in data:
         raise BinaryInputError(
             f"The {what} looks like a binary file (it contains NUL bytes). "
-            "Upload a Markdown or plain-text answer.",
+            "Upload a Markdown or plain-text answer (text saved as UTF-16 without a byte-order "
+            "mark reads like this too: save it as UTF-8).",
             field=field,
         )
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding or "utf-8-sig").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
+        if encoding is not None:
+            raise BinaryInputError(
+                f"The {what} starts like {encoding.upper()} text but is not valid "
+                f"{encoding.upper()} (bad bytes at offset {exc.start}). Save it as UTF-8.",
+                field=field,
+            ) from exc
         raise BinaryInputError(
             f"The {what} is not UTF-8 text (bad byte at offset {exc.start}). "
             "Save it as UTF-8 Markdown or plain text.",
@@ -72,8 +94,16 @@ def upload_text(
     its size is bounded only by what the caller read (the request or download limit)."""
     if data[:5] != b"%PDF-":
         return decode_upload(data, max_bytes=max_bytes, what=what, field=field, whole=whole)
+    text = pdf_text(data, field=field)
+    if _VISIBLE.search(text) is None:
+        raise EmptyInputError(
+            f"The {what} is a PDF with no text in it that can be read: a scan or a picture of "
+            "text has none. Export it from the editor it was written in, or upload the answer "
+            "as Markdown or text.",
+            field=field,
+        )
     return clean_text(
-        pdf_text(data, field=field),
+        text,
         max_chars=max_bytes,
         what=what,
         field=field,
