@@ -194,3 +194,26 @@ def test_the_report_says_how_the_overall_is_made(mixed_report: Report, content: 
     architecture, deep_dive = content.phase("architecture").title, content.phase("deep_dive").title
     assert f"\u201c{architecture}\u201d and \u201c{deep_dive}\u201d counting 1.5 times" in markdown
     assert "takes 3 off" in markdown
+
+
+def test_a_report_whose_phases_all_scored_the_same_names_no_strongest_phase(
+    content: Content,
+) -> None:
+    grades = [_grade(p, llm=False) for p in PHASE_IDS]  # every phase 1/4
+    report = build_report(content=content, question_id=None, phase_grades=grades, mistakes=[])
+    for text in (report_markdown(report, content), report_text(report, content)):
+        assert "Every phase scored 1/4" in text
+        assert "Strongest" not in text and "Weakest" not in text
+    grades[0] = _grade(PHASE_IDS[0], llm=True)  # 3/4
+    uneven = build_report(content=content, question_id=None, phase_grades=grades, mistakes=[])
+    assert "Strongest: " in report_text(uneven, content)
+
+
+def test_a_met_criterion_shows_why_it_counts_for_less(content: Content) -> None:
+    elsewhere = "Said in another phase of your answer, not this one, so it counts for less here."
+    grade = _grade("requirements", llm=False)
+    grade.criteria[0] = grade.criteria[0].model_copy(update={"note": elsewhere})
+    assert f"quote from requirements\u201d ({elsewhere})" in grade_text(grade, content)
+    grades = [grade, *(_grade(p, llm=False) for p in PHASE_IDS[1:])]
+    report = build_report(content=content, question_id=None, phase_grades=grades, mistakes=[])
+    assert f"({elsewhere})" in report_markdown(report, content)

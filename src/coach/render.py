@@ -122,7 +122,8 @@ def _md_criteria(criteria: list[CriterionResult]) -> list[str]:
         lines.append("")
         for c in met:
             quote = f": {_quote(c.evidence)}" if c.evidence else ""
-            lines.append(f"- {c.title}{quote}")
+            note = f" ({_one_line(c.note)})" if c.note else ""
+            lines.append(f"- {c.title}{quote}{note}")
         lines.append("")
     if missed:
         lines.append("**Missed**")
@@ -164,6 +165,13 @@ def _md_mistake(m: MistakeFinding, content: Content) -> list[str]:
     return lines
 
 
+def even_score(report: Report) -> int | None:
+    """The one score every phase got, if they all got the same: then no phase is the
+    strongest or the weakest, and naming one (the first by tie-break) would mislead."""
+    scores = {grade.score for grade in report.phases}
+    return scores.pop() if len(scores) == 1 else None
+
+
 def overall_explained(content: Content) -> str:
     """How the overall score is made, from the weights and the penalty the code uses."""
     heavier = [f"\u201c{content.phase(p).title}\u201d" for p, w in PHASE_WEIGHTS.items() if w > 1]
@@ -183,8 +191,15 @@ def report_markdown(report: Report, content: Content) -> str:
         "",
         overall_explained(content),
         "",
-        f"- Strongest phase: {_title(content, report.strongest_phase)}",
-        f"- Weakest phase: {_title(content, report.weakest_phase)}",
+    ]
+    if (score := even_score(report)) is not None:
+        lines.append(f"- Every phase scored {score}/4")
+    else:
+        lines += [
+            f"- Strongest phase: {_title(content, report.strongest_phase)}",
+            f"- Weakest phase: {_title(content, report.weakest_phase)}",
+        ]
+    lines += [
         f"- Graded: {_sources_summary(report)}",
     ]
     if report.split_method:
@@ -230,7 +245,11 @@ def grade_text(grade: PhaseGrade, content: Content) -> str:
         lines.append("  Met:")
         lines += _wrap_items(
             "    + ",
-            [f"{c.title}{': ' + _quote(c.evidence) if c.evidence else ''}" for c in met],
+            [
+                f"{c.title}{': ' + _quote(c.evidence) if c.evidence else ''}"
+                f"{' (' + _one_line(c.note) + ')' if c.note else ''}"
+                for c in met
+            ],
         )
     if missed:
         lines.append("  Missed:")
@@ -255,7 +274,9 @@ def report_text(report: Report, content: Content) -> str:
         rule,
         f"Interview report{': ' + title if title else ''}",
         f"Overall {report.overall}/100, {HIRE_LABELS[report.hire_signal]}",
-        f"Strongest: {_title(content, report.strongest_phase)}   "
+        f"Every phase scored {score}/4"
+        if (score := even_score(report)) is not None
+        else f"Strongest: {_title(content, report.strongest_phase)}   "
         f"Weakest: {_title(content, report.weakest_phase)}",
         f"Graded: {_sources_summary(report)}",
         rule,

@@ -15,7 +15,7 @@ from coach.content.loader import Content
 from coach.content.models import PHASE_IDS, PhaseId, Question
 from coach.engine import Turn
 from coach.grading.models import PhaseGrade, Report
-from coach.render import HIRE_LABELS, plain_quote, source_label
+from coach.render import HIRE_LABELS, even_score, plain_quote, source_label
 
 Block = dict[str, Any]
 
@@ -219,12 +219,15 @@ def report_blocks(
     """The report in brief (overall, a line per phase, who graded) and the web report's link."""
     strongest = content.phase(report.strongest_phase).title
     weakest = content.phase(report.weakest_phase).title
+    score = even_score(report)
+    phases = (
+        f"Every phase scored {score}/4."
+        if score is not None
+        else f"Strongest: {strongest}. Work on: {weakest}."
+    )
     blocks = [
         header(title),
-        section(
-            f"*Overall {report.overall}/100: {HIRE_LABELS[report.hire_signal]}*\n"
-            f"Strongest: {strongest}. Work on: {weakest}."
-        ),
+        section(f"*Overall {report.overall}/100: {HIRE_LABELS[report.hire_signal]}*\n{phases}"),
     ]
     if closing:
         blocks.append(section(escape(closing)))

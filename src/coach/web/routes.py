@@ -31,7 +31,7 @@ from coach.content.models import PHASE_IDS
 from coach.engine import Session
 from coach.errors import CoachError, InterviewStateError
 from coach.grading.models import Report
-from coach.render import HIRE_LABELS, duration, overall_explained, plain_quote
+from coach.render import HIRE_LABELS, duration, even_score, overall_explained, plain_quote
 from coach.service import CoachService
 from coach.web import charts
 from coach.web.progress import progress, score_points
@@ -305,6 +305,7 @@ def report_context(content: Content, report: Report) -> dict[str, Any]:
         "question": question,
         "graded_by": graded_by,
         "overall_explained": overall_explained(content),
+        "even_score": even_score(report),
         "radar": charts.radar([(SHORT_TITLES[g.phase], g.score) for g in report.phases]),
         "time_meters": charts.time_meters(
             [
