@@ -512,9 +512,12 @@ def test_tokens_are_stored_hashed_and_revoked_or_unknown_ones_do_not_authenticat
     with pytest.raises(CoachError, match="A token named 'ci' already exists"):
         store.create_token("ci")
 
-    store.revoke_token("ci")
+    assert store.revoke_token("ci") is True
     assert store.token_id_for(secret) is None
     assert [(t.name, t.revoked) for t in store.list_tokens()] == [("ci", True)]
+    assert store.revoke_token(token_id) is False  # already revoked: nothing changed
+    with pytest.raises(CoachError, match="No token named 'nope'"):
+        store.revoke_token("nope")
 
 
 def test_llm_calls_are_recorded(store: Store) -> None:

@@ -831,8 +831,9 @@ def tokens_revoke_command(
 ) -> None:
     """Revoke an API token for good; requests with its secret are refused from now on."""
     with _store() as store:
-        store.revoke_token(name)
-    typer.echo(f"Revoked API token {name!r}.")
+        changed = store.revoke_token(name)
+    done = "Revoked API token" if changed else "Nothing to do: already revoked, API token"
+    typer.echo(f"{done} {name!r}.")
 
 
 # --- coach settings ---------------------------------------------------------------------------

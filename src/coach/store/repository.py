@@ -840,18 +840,19 @@ class Store:
             ).mappings()
             return [TokenInfo.model_validate(dict(row)) for row in rows]
 
-    def revoke_token(self, name_or_id: str) -> None:
-        """Stop a token from working, for good (its name stays taken)."""
+    def revoke_token(self, name_or_id: str) -> bool:
+        """Stop a token from working, for good (its name stays taken). False when it was
+        revoked already, so the caller does not report a change that did not happen."""
+        named = or_(ApiToken.name == name_or_id, ApiToken.id == name_or_id)
         with self._transaction(write=True) as conn:
             result = conn.execute(
-                update(ApiToken)
-                .where(or_(ApiToken.name == name_or_id, ApiToken.id == name_or_id))
-                .values(revoked=True)
+                update(ApiToken).where(named, ApiToken.revoked.is_(False)).values(revoked=True)
             )
-        if result.rowcount == 0:
-            raise CoachError(
-                f"No token named {name_or_id!r}. `coach tokens list` shows the tokens."
-            )
+            if result.rowcount:
+                return True
+            if conn.scalar(select(ApiToken.id).where(named)) is not None:
+                return False
+        raise CoachError(f"No token named {name_or_id!r}. `coach tokens list` shows the tokens.")
 
     # -- LLM calls ------------------------------------------------------------------------------
 
