@@ -476,7 +476,9 @@ def test_arrow_keys_and_backspace_edit_the_line_being_typed(
     left, backspace = "\x1b[D", "\x7f"
     term.type(f"Users shortenX links{left * 6}{backspace}\n")  # the X goes, "links" stays
     term.wait_for(r"\n  $")
-    term.type("\n/quit\n")
+    term.type("\n")
+    term.wait_for(r"\(saved; 3 words in this phase so far\. Add more, or /next to be graded\.\)")
+    term.type("/quit\n")
     assert term.finish() == 0
     assert saved_turns(tmp_path, "answer") == ["Users shorten links"]
 

@@ -347,6 +347,16 @@ def _say(turn: Turn) -> None:
     typer.echo(f"\nInterviewer: {turn.text}\n")
 
 
+def _answer_kept(session: Session) -> str:
+    """Said after each answer at a keyboard: a bare new prompt left people unsure it counted."""
+    words = sum(
+        len(t.text.split())
+        for t in session.turns
+        if t.phase == session.phase and t.kind in ("answer", "pushback_reply")
+    )
+    return f"  (saved; {words} words in this phase so far. Add more, or /next to be graded.)"
+
+
 def _resume_hint(session: Session) -> str:
     return f"Interview saved. Resume it with: coach practice --resume {session.id}"
 
@@ -399,8 +409,11 @@ def _practice_loop(
     for command, arg in _entries(_line_reader(interactive)):
         try:
             if command == "answer":
-                for turn in engine.answer(session, arg):
+                replies = engine.answer(session, arg)
+                for turn in replies:
                     _say(turn)
+                if interactive and not replies:
+                    typer.echo(_answer_kept(session))
             elif command == "/clarify":
                 _say(engine.clarify(session, arg))
             elif command == "/next":
