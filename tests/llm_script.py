@@ -59,13 +59,15 @@ class ScriptedLLM:
     """A callable responder: every criterion met, quoting the section's first words.
 
     `grade_status` other than 200 fails every grade request with that HTTP status;
-    `grade_delay` and `chunk_delay` slow the grade replies down. Every good grade reply's raw
+    `grade_delay` and `chunk_delay` slow the grade replies down, `voice_delay` the
+    interviewer's lines. Every good grade reply's raw
     text is kept in `grade_replies`, in order.
     """
 
     content: Content
     grade_status: int = 200
     grade_delay: float = 0.0
+    voice_delay: float = 0.0  # the interviewer's lines (an interview's opening among them)
     chunk_delay: float = 0.0
     chunk_size: int = 16
     grade_replies: list[str] = field(default_factory=list)
@@ -78,7 +80,7 @@ class ScriptedLLM:
             self.calls[kind] += 1
         if kind == "voice":
             found = _DRAFT.search(last_user_message(body))
-            return Reply.json({"line": found.group(1) if found else ""})
+            return Reply.json({"line": found.group(1) if found else ""}, delay=self.voice_delay)
         if kind != "grade":
             return Reply.error(400, "this double only grades phases and rewords lines")
         reply = self.grade(body)

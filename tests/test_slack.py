@@ -326,11 +326,14 @@ def test_a_whole_interview_in_a_thread_from_start_to_report(
     assert f"Overall {interview['report']['overall']}/100" in report.text()
     assert "Graded by the LLM (double-model)" in report.text()
 
-    # `finish` on a finished interview shows the same report again; nothing is graded twice
+    # `finish` on a finished interview points at the report; nothing is graded or posted twice
     sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user="U1")
-    slack.wait_for(lambda: len(reports(slack, thread)) == 2, what="the report again")
+    slack.wait_for(
+        lambda: [c for c in slack.calls_to("chat.postEphemeral") if link in c.text()],
+        what="the note with the report's link",
+    )
     settle()
-    assert len(grades(slack, thread)) == 6
+    assert len(grades(slack, thread)) == 6 and len(reports(slack, thread)) == 1
     answers = [t["text"] for t in interview["turns"] if t["role"] == "candidate"]
     assert answers == [*ANSWERS.values(), PUSHBACK_REPLY], "every reply stored once, in order"
     web_report = api.get(f"/interviews/{interview['id']}/report")
@@ -418,6 +421,7 @@ def test_next_pressed_twice_grades_once_and_only_the_candidate_can_press_it(
         ("help", "/coach start [question]"),
         ("", "/coach grade"),
         ("dance", "I don't know `dance`"),
+        ("strat twitter", "I don't know `strat`. Did you mean `/coach start`?"),
         ("start no-such-question", "No question with id 'no-such-question'"),
     ],
 )
@@ -444,6 +448,114 @@ def test_start_where_the_bot_is_not_a_member_says_to_invite_it(
     with httpx.Client(base_url=bot.url) as api:
         candidate = candidate_of(bot, team, "U1")
         assert api.get("/v1/interviews", params={"candidate": candidate}).json() == []
+
+
+def candidate_turns(api: httpx.Client, bot: Bot, team: str, user: str = "U1") -> list[str]:
+    interview = interview_of(api, candidate_of(bot, team, user))
+    return [t["text"] for t in interview["turns"] if t["role"] == "candidate"]
+
+
+def test_a_reply_sent_while_the_opening_is_still_coming_is_kept(
+    bot: Bot,
+    sender: SlackSender,
+    slack: SlackAPIDouble,
+    scripted: ScriptedLLM,
+    api: httpx.Client,
+    team: str,
+) -> None:
+    scripted.voice_delay = 2.0  # the interviewer's opening waits on a slow LLM
+    assert sender.command("start twitter", user="U1", channel="C1").status_code == 200
+    parent = slack.wait_for(
+        lambda: next(
+            (m for m in slack.messages(channel="C1") if "is practising" in m.text()), None
+        ),
+        what="the interview's parent message",
+    )
+    assert slack.messages(channel="C1", thread_ts=parent.ts) == [], "the opening is still due"
+    thread = Thread(channel="C1", ts=parent.ts, user="U1")
+    answer(sender, slack, thread, ANSWERS["requirements"])  # waits for its check mark
+    assert candidate_turns(api, bot, team) == [ANSWERS["requirements"]]
+
+
+def test_what_slack_escapes_is_stored_as_the_member_typed_it(
+    bot: Bot, sender: SlackSender, slack: SlackAPIDouble, api: httpx.Client, team: str
+) -> None:
+    thread = start(sender, slack)
+    sent = "100M/month -&gt; 40 writes/s &amp; reads &lt;&lt; 1 ms, ask <@U2|grace> or <!here>; see <https://bit.ly/x|bit.ly/x>"
+    answer(sender, slack, thread, sent)
+    assert candidate_turns(api, bot, team) == [
+        "100M/month -> 40 writes/s & reads << 1 ms, ask @grace or @here; see bit.ly/x"
+    ]
+
+
+def test_next_typed_twice_while_grading_grades_one_phase(
+    bot: Bot,
+    sender: SlackSender,
+    slack: SlackAPIDouble,
+    scripted: ScriptedLLM,
+    api: httpx.Client,
+    team: str,
+) -> None:
+    thread = start(sender, slack)
+    answer(sender, slack, thread, ANSWERS["requirements"])
+    scripted.grade_delay = 1.5
+    for _ in range(2):
+        sender.reply("next", channel=thread.channel, thread_ts=thread.ts, user="U1")
+    wait_for_grades(slack, thread, 1)
+    slack.wait_for(
+        lambda: [c for c in slack.calls_to("chat.postEphemeral") if "already graded" in c.text()],
+        what="the already-graded note",
+    )
+    settle()
+    assert len(grades(slack, thread)) == 1
+    assert interview_of(api, candidate_of(bot, team, "U1"))["phase"] == "estimation"
+
+
+def test_a_finished_interview_posts_its_report_once_and_points_at_it_after(
+    sender: SlackSender, slack: SlackAPIDouble
+) -> None:
+    thread = start(sender, slack)
+    answer(sender, slack, thread, ANSWERS["requirements"])
+    sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user="U1")
+    slack.wait_for(lambda: reports(slack, thread), what="the report")
+    for word in ("finish", "next", "One more thought on caching."):
+        sender.reply(word, channel=thread.channel, thread_ts=thread.ts, user="U1")
+    notes = slack.wait_for(
+        lambda: (
+            (found := [c for c in slack.calls_to("chat.postEphemeral")])
+            and len(found) >= 3
+            and found
+        ),
+        what="three notes",
+    )
+    texts = sorted(note.text() for note in notes)
+    assert all("This interview is finished" in text for text in texts), texts
+    assert all(f"{PUBLIC_URL}/interviews/" in text for text in texts), texts
+    assert any("so that reply was not recorded" in text for text in texts)
+    assert any("its report is above in this thread" in text for text in texts)
+    settle()
+    assert len(reports(slack, thread)) == 1
+
+
+def test_an_answer_typed_beside_the_interview_in_a_dm_is_pointed_to_its_thread(
+    sender: SlackSender, slack: SlackAPIDouble
+) -> None:
+    thread = start(sender, slack, channel="D0ADA")
+    event = {
+        "type": "message",
+        "channel": "D0ADA",
+        "channel_type": "im",
+        "user": "U1",
+        "text": ANSWERS["requirements"],
+        "ts": sender.new_ts(),
+    }
+    assert sender.event(event).status_code == 200
+    pointer = slack.wait_for(
+        lambda: [m for m in in_thread(slack, thread) if "reply here to answer" in m.text()],
+        what="the pointer to the thread",
+    )[0]
+    assert "that message was not recorded" in pointer.text()
+    assert not [m for m in slack.messages(channel="D0ADA") if "/coach start [question]" in m.text()]
 
 
 # --- whole answers: the modal and files in a DM ------------------------------------------------
@@ -646,6 +758,20 @@ def test_leaderboard_and_weekly_summary_per_member_with_the_team_weakest_phase(
     assert "Ada Lovelace" in posted.text() and "Grace Hopper" in posted.text()
 
 
+def test_the_leaderboard_tells_members_with_the_same_name_apart(
+    sender: SlackSender, slack: SlackAPIDouble
+) -> None:
+    slack.add_user("U4", "Ada Lovelace")
+    for user in ("U1", "U4"):
+        thread = start(sender, slack, user=user, channel="C8")
+        sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user=user)
+        slack.wait_for(lambda thread=thread: reports(slack, thread), what="a report")
+    assert sender.command("leaderboard", channel="C8").status_code == 200
+    board = slack.wait_for(lambda: slack.calls_to("response_url"), what="the leaderboard")[0]
+    names = re.findall(r"^\d+\. \*(.+?)\*:", board.text(), re.MULTILINE)
+    assert sorted(names) == ["Ada Lovelace (U1)", "Ada Lovelace (U4)"]
+
+
 def test_members_with_the_same_display_name_get_their_own_candidates(bot: Bot, team: str) -> None:
     with Store(bot.database_url) as store:
         first = store.link_slack_member(team, "U10", display_name="Sam", names=["Sam", "Sam (U10)"])
@@ -719,6 +845,25 @@ def test_requests_without_a_valid_signature_are_refused_before_anything_happens(
     assert slack.messages() == []
     with Store(bot.database_url) as store:
         assert store.slack_member(team, "U1") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("{bad", "application/json"), ("payload=%7Bbad", "application/x-www-form-urlencoded")],
+    ids=["json", "form payload"],
+)
+def test_a_body_that_does_not_parse_is_refused_with_a_4xx_signed_or_not(
+    bot: Bot, sender: SlackSender, slack: SlackAPIDouble, body: str, content_type: str
+) -> None:
+    logged = len(bot.server.log_path.read_text())
+    unsigned = sender.post(body, content_type, signed=False)
+    assert unsigned.status_code == 401
+    assert unsigned.json()["code"] == "invalid_slack_signature"
+    signed = sender.post(body, content_type)
+    assert signed.status_code == 400
+    assert signed.json()["code"] == "invalid_body"
+    assert "nothing was done" in signed.json()["message"]
+    assert "Traceback" not in bot.server.log_path.read_text()[logged:]
 
 
 def test_url_verification_answers_the_challenge_only_when_signed(sender: SlackSender) -> None:
@@ -848,10 +993,11 @@ def test_finish_with_a_slow_llm_rewrites_its_message_with_the_step_under_way(
     ), steps
     assert any("Grading phase" in text for text in steps), steps
 
-    # `finish` again on the finished interview: the same report, no new status message
+    # `finish` again on the finished interview: a note, no new status message or report
     sender.reply("finish", channel=thread.channel, thread_ts=thread.ts, user="U1")
-    slack.wait_for(lambda: len(reports(slack, thread)) == 2, what="the report again")
+    slack.wait_for(lambda: slack.calls_to("chat.postEphemeral"), what="the note")
     assert len([m for m in in_thread(slack, thread) if m.text().startswith("Finishing:")]) == 1
+    assert len(reports(slack, thread)) == 1
 
 
 def test_when_the_llm_fails_the_feedback_is_offline_graded_and_says_so(
@@ -862,7 +1008,7 @@ def test_when_the_llm_fails_the_feedback_is_offline_graded_and_says_so(
     scripted.grade_status = 500
     sender.reply("next", channel=thread.channel, thread_ts=thread.ts, user="U1")
     grade = wait_for_grades(slack, thread, 1)[0]
-    assert ":warning: *Offline grader*" in grade.text()
+    assert ":warning: Graded by the offline grader (" in grade.text()
     assert "the LLM grade was not used" in grade.text()
     assert "(offline grader)" in grade.args["text"]
 

@@ -44,7 +44,7 @@ from coach.grading.port import (
     Progress,
     PushbackExchange,
 )
-from coach.grading.report import build_report
+from coach.grading.report import build_report, even_score
 from coach.grading.upload import MISTAKES_STEP, announce, grading_step
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice, StaticVoice, VoiceKind
@@ -489,13 +489,16 @@ class InterviewEngine:
         return report, self._interviewer(session, "closing", session.phase, line)
 
     def _closing(self, report: Report) -> str:
-        strongest = self.content.phase(report.strongest_phase).title.lower()
-        weakest = self.content.phase(report.weakest_phase).title.lower()
+        strongest = self.content.phase(report.strongest_phase).title
+        weakest = self.content.phase(report.weakest_phase).title
         signal = report.hire_signal.replace("_", " ")
+        if (score := even_score(report)) is not None:
+            phases = f"Every phase scored {score}/4, so none stands out from the others."
+        else:
+            phases = f"Your strongest phase was {strongest}; the one to work on is {weakest}."
         return (
             f"That's the interview. Overall {report.overall}/100, which reads as {signal}. "
-            f"Your strongest phase was {strongest}; the one to work on is {weakest}. "
-            "The full report has the evidence for every score."
+            f"{phases} The full report has the evidence for every score."
         )
 
     def _feedback_line(self, grade: PhaseGrade, state: PhaseState) -> str:

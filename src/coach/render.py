@@ -18,7 +18,7 @@ from coach.grading.models import (
     PhaseTime,
     Report,
 )
-from coach.grading.report import MISTAKE_PENALTY, PHASE_WEIGHTS
+from coach.grading.report import MISTAKE_PENALTY, PHASE_WEIGHTS, even_score
 
 HIRE_LABELS: dict[HireSignal, str] = {
     "strong_hire": "Strong hire",
@@ -163,13 +163,6 @@ def _md_mistake(m: MistakeFinding, content: Content) -> list[str]:
         lines.append(f"  - Seen in: {_quote(m.evidence)}")
     lines.append(f"  - Fix: {_one_line(m.fix)}")
     return lines
-
-
-def even_score(report: Report) -> int | None:
-    """The one score every phase got, if they all got the same: then no phase is the
-    strongest or the weakest, and naming one (the first by tie-break) would mislead."""
-    scores = {grade.score for grade in report.phases}
-    return scores.pop() if len(scores) == 1 else None
 
 
 def overall_explained(content: Content) -> str:

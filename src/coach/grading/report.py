@@ -85,3 +85,10 @@ def build_report(
         sources=sources,
         split_method=split_method,
     )
+
+
+def even_score(report: Report) -> int | None:
+    """The one score every phase got, if they all got the same: then no phase is the
+    strongest or the weakest, and naming one (the first by tie-break) would mislead."""
+    scores = {grade.score for grade in report.phases}
+    return scores.pop() if len(scores) == 1 else None

@@ -8,6 +8,7 @@ cannot turn into a mention or a link.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,29 @@ HELP = (
     "• `/coach summary`: this week's team summary and its weakest phase.\n"
     "• `/coach help`: this message."
 )
+
+
+_SLACK_MARKUP = re.compile(r"<([^<>\n]*)>")
+
+
+def plain_from_slack(text: str) -> str:
+    """What the member typed, from the text Slack sends: Slack escapes &, < and > and wraps
+    mentions and links in <...>; left as is, "-&gt;" and "<@U123>" would be graded, stored and
+    quoted back. Hand-written: slack_sdk formats text but has no reverse of it.
+
+    <@U1> and <@U1|ada> become @U1 and @ada, <#C1|general> #general, <!here> @here, and a
+    link its label (or its address when it has none)."""
+
+    def spelled(match: re.Match[str]) -> str:
+        target, _, label = match.group(1).partition("|")
+        if target.startswith(("@", "#")):
+            return target[0] + (label or target[1:])
+        if target.startswith("!"):
+            return label or "@" + target[1:].split("^")[0]
+        return label or target.removeprefix("mailto:")
+
+    unwrapped = _SLACK_MARKUP.sub(spelled, text)
+    return unwrapped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def escape(text: str) -> str:
@@ -163,8 +187,9 @@ def interviewer_turn(
 
 def graded_by(grade: PhaseGrade) -> str:
     """Who graded the phase; an offline grade is labelled so nobody takes it for the LLM's."""
-    if grade.source == "offline":
-        return ":warning: *Offline grader*: " + escape(source_label(grade))
+    if grade.source == "offline":  # a warning only when an LLM should have graded it
+        icon = ":warning:" if grade.fallback_reason else ":gear:"
+        return f"{icon} Graded by the " + escape(source_label(grade))
     return ":robot_face: Graded by " + escape(source_label(grade))
 
 

@@ -12,6 +12,7 @@ claimed in the database first, so a retry reaching any process is dropped.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -101,7 +102,10 @@ def build_bolt_app(service: CoachService, client: WebClient | None = None) -> Ap
             summary = coach.weekly_summary(team_id)
             respond(text="Weekly practice summary", blocks=summary, response_type="in_channel")
         else:
-            ack(text=f"I don't know `{blocks.escape(word)}`.\n\n{blocks.HELP}")
+            known = ("start", "grade", "leaderboard", "summary", "weekly", "help")
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            meant = f" Did you mean `/coach {close[0]}`?" if close else ""
+            ack(text=f"I don't know `{blocks.escape(word)}`.{meant}\n\n{blocks.HELP}")
 
     @app.event("message")
     def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
@@ -112,7 +116,7 @@ def build_bolt_app(service: CoachService, client: WebClient | None = None) -> Ap
         key = f"event:{body.get('event_id') or channel + ':' + str(event.get('ts'))}"
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
-            thread = service.store.slack_thread(channel_id=channel, thread_ts=thread_ts)
+            thread = coach.thread_at(channel, thread_ts)
             if thread is not None and service.store.claim_slack_delivery(key):
                 coach.reply(
                     thread, user_id=user_id, text=event.get("text") or "", ts=event.get("ts")
@@ -123,8 +127,19 @@ def build_bolt_app(service: CoachService, client: WebClient | None = None) -> Ap
                 coach.grade_file(
                     team_id=team_id, user_id=user_id, file=file, note=event.get("text") or ""
                 )
-            if not files:
+            if files:
+                return
+            running = coach.interview_in_dm(channel, user_id)
+            if running is None:
                 client.chat_postMessage(channel=channel, text=blocks.HELP)
+            else:  # an answer typed beside the interview's thread instead of in it
+                client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=running.thread_ts,
+                    text=f"<@{user_id}> Your interview is in this thread: reply here to "
+                    "answer (that message was not recorded). To have a whole written answer "
+                    "graded instead, use `/coach grade` or send me the file.",
+                )
 
     @app.action(blocks.NEXT_ACTION)
     def on_next(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:

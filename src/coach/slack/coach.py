@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 
 from coach.content.models import PhaseId, Question
 from coach.engine import Session, Turn
-from coach.errors import CoachError, InterviewConflictError
+from coach.errors import CoachError, InterviewConflictError, InterviewStateError
 from coach.grading.models import Report
 from coach.grading.port import Progress
 from coach.service import CoachService
@@ -43,6 +43,7 @@ FINISH_WORDS = frozenset({"finish", "/finish", "end interview"})
 # Errors posting where the bot cannot see or write: the member should invite it first.
 NOT_HERE_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 ANSWER_TAKEN = "white_check_mark"  # the reaction on each stored answer
+START_WAIT_SECONDS = 120  # a reply waits at most this long for its interview's opening
 INVITE_HINT = (
     "I can't post in this conversation. Invite me first (`/invite @coach`), or send "
     "`/coach start` in a DM with me."
@@ -174,6 +175,9 @@ class SlackCoach:
         self.public_url = service.settings.public_url.rstrip("/")
         self._turn_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # Threads whose interview is being created (the opening may wait on the LLM), so a
+        # reply that comes first waits for it instead of finding no interview and being lost.
+        self._starting: dict[tuple[str, str], threading.Event] = {}
 
     # -- members ---------------------------------------------------------------------------
 
@@ -235,23 +239,42 @@ class SlackCoach:
             error = exc.response.get("error")
             respond(INVITE_HINT if error in NOT_HERE_ERRORS else f"Slack refused the post: {error}")
             return None
+        key = (channel_id, str(parent["ts"]))
+        created = self._starting[key] = threading.Event()
         try:
-            session = self.service.create_interview(
-                question.id, candidate=member.candidate, owner=None
+            try:
+                session = self.service.create_interview(
+                    question.id, candidate=member.candidate, owner=None
+                )
+            except CoachError as exc:
+                respond(f"I could not start the interview: {exc}")
+                return None
+            thread = SlackThreadInfo(
+                team_id=team_id,
+                channel_id=channel_id,
+                thread_ts=key[1],
+                user_id=user_id,
+                interview_id=session.id,
             )
-        except CoachError as exc:
-            respond(f"I could not start the interview: {exc}")
-            return None
-        thread = SlackThreadInfo(
-            team_id=team_id,
-            channel_id=channel_id,
-            thread_ts=str(parent["ts"]),
-            user_id=user_id,
-            interview_id=session.id,
-        )
-        self.store.add_slack_thread(thread)
+            self.store.add_slack_thread(thread)
+        finally:
+            created.set()
+            self._starting.pop(key, None)
         self._post_turns(thread, session, session.turns)
         return thread
+
+    def thread_at(self, channel_id: str, thread_ts: str) -> SlackThreadInfo | None:
+        """The interview running in this thread; if it is still being created in this
+        process (its opening may take an LLM call), wait for it rather than drop the reply."""
+        thread = self.store.slack_thread(channel_id=channel_id, thread_ts=thread_ts)
+        if thread is None and (starting := self._starting.get((channel_id, thread_ts))):
+            starting.wait(START_WAIT_SECONDS)
+            thread = self.store.slack_thread(channel_id=channel_id, thread_ts=thread_ts)
+        return thread
+
+    def interview_in_dm(self, channel_id: str, user_id: str) -> SlackThreadInfo | None:
+        """The member's interview still running in this DM, if any."""
+        return self.store.open_slack_thread(channel_id=channel_id, user_id=user_id)
 
     def reply(
         self, thread: SlackThreadInfo, *, user_id: str, text: str, ts: str | None = None
@@ -262,14 +285,21 @@ class SlackCoach:
         """
         if user_id != thread.user_id:
             return  # teammates may comment in the thread; only the candidate is interviewed
+        text = blocks.plain_from_slack(text)
         word = command_word(text)
         if word in NEXT_WORDS:
-            self.next_phase(thread, user_id=user_id, expected_phase=None)
+            # The phase it was typed in, read now: a second `next` typed while the first is
+            # grading then finds that phase graded instead of grading the next one, empty.
+            with self._telling(thread, user_id):
+                now = self.service.get_interview(thread.interview_id, owner=None)
+                self.next_phase(thread, user_id=user_id, expected_phase=now.phase)
             return
         if word in FINISH_WORDS:
             self.finish(thread, user_id=user_id)
             return
         with self._turn(thread), self._telling(thread, user_id):
+            if self._finished(thread, user_id, "so that reply was not recorded"):
+                return
             if text.lstrip().startswith("?"):
                 session, turn = self.service.clarify(
                     thread.interview_id, text.lstrip()[1:], owner=None
@@ -301,6 +331,10 @@ class SlackCoach:
                     raise
                 self._tell(thread, user_id, "That phase was already graded; see above.")
                 return
+            except InterviewStateError:
+                if not self._finished(thread, user_id, "so there is no phase left to grade"):
+                    raise
+                return
             finally:
                 notice.close()
             if result.grade is not None:
@@ -318,10 +352,8 @@ class SlackCoach:
         if not self._is_candidate(thread, user_id):
             return
         with self._turn(thread), self._telling(thread, user_id):
-            if self.service.get_interview(thread.interview_id, owner=None).finished:
-                session, report = self.service.finish(thread.interview_id, owner=None)
-                self._post_report(thread, session, report)  # the same report again
-                return
+            if self._finished(thread, user_id, "and its report is above in this thread"):
+                return  # posting the report again for each press filled the thread with copies
             status = self._status(
                 thread.channel_id,
                 "Finishing: grading the phases left, then the report.",
@@ -339,6 +371,22 @@ class SlackCoach:
             status.done("Finished: the report is below.")
             self._post_report(thread, session, report)
 
+    def _finished(self, thread: SlackThreadInfo, user_id: str, consequence: str) -> bool:
+        """If the interview is over, tell the member so (with what that means for what they
+        just did, and the web report's link) and return True."""
+        if not self.service.get_interview(thread.interview_id, owner=None).finished:
+            return False
+        self._tell(
+            thread,
+            user_id,
+            f"This interview is finished, {consequence}. The full report: "
+            f"{self._report_link(thread.interview_id)}. Start another with `/coach start`.",
+        )
+        return True
+
+    def _report_link(self, interview_id: str) -> str:
+        return f"{self.public_url}/interviews/{interview_id}/report"
+
     def _post_report(self, thread: SlackThreadInfo, session: Session, report: Report) -> None:
         closing = next((t.text for t in reversed(session.turns) if t.kind == "closing"), None)
         question = self.content.questions.get(session.question_id)
@@ -348,7 +396,7 @@ class SlackCoach:
             blocks=blocks.report_blocks(
                 report,
                 self.content,
-                link=f"{self.public_url}/interviews/{session.id}/report",
+                link=self._report_link(session.id),
                 title=f"Interview report: {question.title if question else session.question_id}",
                 closing=closing,
             ),
@@ -400,7 +448,8 @@ class SlackCoach:
         """Grade a whole answer and DM the report (the answer is stored before grading)."""
         self.member(team_id, user_id)
         dm = self._dm(user_id)
-        words = f"{len(text.split()):,} words"
+        count = len(text.split())
+        words = f"{count:,} word{'' if count == 1 else 's'}"
         status = self._status(dm, f"Grading your answer ({words}); the report follows here.")
         try:
             outcome = self.service.submit_grading(
@@ -451,7 +500,7 @@ class SlackCoach:
                 max_bytes=settings.max_upload_bytes,
             )
             text = answer_text(data, name=name, max_bytes=settings.max_upload_bytes)
-            question_id = self._question_named(note)
+            question_id = self._question_named(blocks.plain_from_slack(note))
             self.grade_text(
                 team_id=team_id, user_id=user_id, text=text, question_id=question_id, filename=name
             )

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from slack_bolt import App
 from slack_bolt.adapter.fastapi import SlackRequestHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk.signature import SignatureVerifier
 
 from coach.api.errors import error_body
 from coach.service import CoachService
@@ -31,18 +32,35 @@ BAD_SIGNATURE = (
 )
 
 
+BAD_BODY = (
+    "The request is signed, but its body is neither the JSON nor the form data Slack sends; "
+    "nothing was done."
+)
+
+
 class ThreadedSlackRequestHandler(SlackRequestHandler):
     """bolt's FastAPI adapter, with the (blocking) dispatch moved off the event loop.
 
     Bolt's sync `App.dispatch` verifies the signature, waits for the listener's `ack()` and
     may call auth.test once; run on the event loop, that would stall every other request.
+    The signature is checked here first too: bolt parses the body before it verifies, so an
+    unsigned, unparsable body used to be a 500 instead of a 401.
     """
+
+    def __init__(self, app: App, signing_secret: str) -> None:
+        super().__init__(app)
+        self.verifier = SignatureVerifier(signing_secret)
 
     async def handle(
         self, req: Request, addition_context_properties: dict[str, Any] | None = None
     ) -> Response:
         body = await req.body()
-        bolt_request = to_bolt_request(req, body, addition_context_properties)
+        if not self.verifier.is_valid_request(body, dict(req.headers)):
+            return JSONResponse(error_body("invalid_slack_signature", BAD_SIGNATURE), 401)
+        try:
+            bolt_request = to_bolt_request(req, body, addition_context_properties)
+        except ValueError:  # JSON (or a form's `payload`) that does not parse
+            return JSONResponse(error_body("invalid_body", BAD_BODY), 400)
         bolt_response = await anyio.to_thread.run_sync(self.app.dispatch, bolt_request)
         if bolt_response.status == 401:  # bolt's bare {"error": "invalid request"}
             return JSONResponse(error_body("invalid_slack_signature", BAD_SIGNATURE), 401)
@@ -60,7 +78,9 @@ def slack_router(service: CoachService, *, bolt_app: App | None = None) -> APIRo
 
         return router
 
-    handler = ThreadedSlackRequestHandler(bolt_app or build_bolt_app(service))
+    secret = service.settings.slack_signing_secret
+    app = bolt_app or build_bolt_app(service)
+    handler = ThreadedSlackRequestHandler(app, secret.get_secret_value() if secret else "")
 
     @router.post("/slack/events")
     async def slack_events(request: Request) -> Response:

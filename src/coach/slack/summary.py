@@ -8,8 +8,8 @@ Example::
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +76,10 @@ def team_stats(practice: list[SlackPractice]) -> TeamStats:
                 average=sum(scores) / len(scores) if scores else None,
             )
         )
+    taken = Counter(m.name for m in members)  # two "Ada"s must be told apart on the board
+    members = [
+        replace(m, name=f"{m.name} ({m.user_id})") if taken[m.name] > 1 else m for m in members
+    ]
     averages = {p: sum(s) / len(s) for p, s in phase_scores.items() if s}
     return TeamStats(members=members, phase_averages=averages)
 

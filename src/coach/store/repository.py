@@ -963,6 +963,24 @@ class Store:
             row = conn.execute(select(*columns).where(where)).first()
         return None if row is None else SlackThreadInfo.model_validate(row._asdict())
 
+    def open_slack_thread(self, *, channel_id: str, user_id: str) -> SlackThreadInfo | None:
+        """The member's newest interview thread in this channel that is not finished yet."""
+        columns = [getattr(SlackThread, name) for name in SlackThreadInfo.model_fields]
+        query = (
+            select(*columns)
+            .join(Interview, Interview.id == SlackThread.interview_id)
+            .where(
+                SlackThread.channel_id == channel_id,
+                SlackThread.user_id == user_id,
+                Interview.status != "finished",
+            )
+            .order_by(SlackThread.created_at.desc())
+            .limit(1)
+        )
+        with self._transaction() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else SlackThreadInfo.model_validate(row._asdict())
+
     def add_slack_grading(self, grading_id: str, *, team_id: str, user_id: str) -> None:
         """Count a whole-answer grading as this member's practice."""
         with self._transaction(write=True) as conn:
