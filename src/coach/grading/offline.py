@@ -250,6 +250,50 @@ _NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
 _NAME_RUN = re.compile(rf"\b{_NAME}(?:(?:,\s+|,?\s+(?:and|or)\s+){_NAME}){{2,}}")
 
 
+# --- negation --------------------------------------------------------------------------------
+
+# A negator puts what follows it, in the same clause, out of the answer: "no pagination",
+# "we will NOT use a queue", "without an index", "won't worry about retries or outages".
+_NEGATOR = re.compile(
+    r"\b(no|not|never|without|none|nor|neither|(do|does|did|is|are|was|were|wo|ca|could|"
+    r"would|should|have|has|need)n['’]?t|cannot|can not)\b(?!\s+(only|just|merely|"
+    r"necessarily|always|all|too|so|more than|less than|longer|matter)\b)"
+)
+# What ends a negator's scope before the cue: punctuation that closes a clause, or a word
+# that starts a new one ("no cache, so reads hit the database").
+_SCOPE_END = re.compile(
+    r"[.;:!?()\[\]—–]|\s-\s|\b(but|because|since|so|which|that|instead|rather|then|"
+    r"and then|while|whereas|although|though|however|if|when|unless|until|we|i|it|they)\b"
+)
+# A negation that states a guarantee describes the design: "so a retry doesn't charge twice".
+_GUARANTEE = re.compile(
+    r"\b(so|so that|to make sure|make sure|making sure|to ensure|ensures?|ensuring|"
+    r"guarantees?|such that|in case)\b(\s+[\w'’-]+){0,4}\s*$"
+)
+_NEGATION_REACH = 4  # words between the negator and the cue ("not going to use a" ...)
+
+
+def is_negated(before: str) -> bool:
+    """Is a cue negated by the text `before` it in its sentence (lowercased)?
+
+    Scope is the cue's own clause: commas continue it only through short list items
+    ("no auth, no pagination or retries"), so "If not, it reads from the database" and
+    "cursor, not offset" still count as saying what the system does.
+    """
+    negators = list(_NEGATOR.finditer(before))
+    if not negators:
+        return False
+    if _GUARANTEE.search(before[: negators[-1].start()]):
+        return False
+    between = before[negators[-1].end() :]
+    if _SCOPE_END.search(between):
+        return False
+    *items, last = between.split(",")
+    if len(last.split()) > _NEGATION_REACH:
+        return False
+    return all(len(item.split()) <= _NEGATION_REACH and not _VERBISH.search(item) for item in items)
+
+
 # --- sentences -------------------------------------------------------------------------------
 
 
@@ -439,7 +483,7 @@ class TextAnalysis:
     overclaim: list[bool]
     lowered: str = ""  # ASCII-lowercased copy, same offsets: cues run on it without IGNORECASE
     _starts: list[int] = field(default_factory=list)
-    _matches: dict[int, dict[int, set[str]]] = field(default_factory=dict)
+    _matches: dict[tuple[int, bool], dict[int, set[str]]] = field(default_factory=dict)
 
     def sentence_index(self, offset: int) -> int | None:
         pos = bisect.bisect_right(self._starts, offset) - 1
@@ -447,16 +491,28 @@ class TextAnalysis:
             return None
         return pos if offset < self.sentences[pos].end else None
 
-    def matches(self, pattern_id: int, pattern: re.Pattern[str]) -> dict[int, set[str]]:
-        """Sentence index -> distinct matched strings (lowercased) for one pattern."""
-        found = self._matches.get(pattern_id)
+    def matches(
+        self, pattern_id: int, pattern: re.Pattern[str], negated: bool = False
+    ) -> dict[int, set[str]]:
+        """Sentence index -> distinct matched strings (lowercased) for one pattern.
+
+        Matches inside a negation ("no pagination", "we won't use a cache") are left out:
+        saying a thing is absent is not evidence that it is there. With `negated`, only
+        those negated matches are returned (a rejection may still be a considered choice).
+        """
+        key = (pattern_id, negated)
+        found = self._matches.get(key)
         if found is None:
             found = {}
             for match in pattern.finditer(self.lowered):
                 idx = self.sentence_index(match.start())
-                if idx is not None and self.usable[idx]:
+                if idx is None or not self.usable[idx]:
+                    continue
+                sentence = self.sentences[idx]
+                before = self.lowered[sentence.start : match.start()]
+                if is_negated(before) == negated:
                     found.setdefault(idx, set()).add(_norm(match.group(0)))
-            self._matches[pattern_id] = found
+            self._matches[key] = found
         return found
 
     @property
@@ -1148,6 +1204,8 @@ class _CompiledCriterion:
     touch_ids: tuple[int, ...] = ()
     # rubrics/grading.yaml's quantity_evidence: only a sentence stating a quantity counts
     needs_quantity: bool = False
+    # rubrics/grading.yaml's considered_rejection: "no cache, because ..." is a choice too
+    rejection_counts: bool = False
 
 
 @dataclass(frozen=True)
@@ -1178,7 +1236,8 @@ class OfflineGrader:
                 ids = tuple(self._compile(raw, index) for raw in criterion.cues.patterns)
                 touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
                 quantity = self.rules.needs_quantity(phase.id, criterion.id)
-                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity))
+                rejection = self.rules.counts_rejection(phase.id, criterion.id)
+                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity, rejection))
             self._criteria[phase.id] = compiled
 
     def _compile(self, raw: str, index: dict[str, int]) -> int:
@@ -1302,7 +1361,12 @@ class OfflineGrader:
         cues = compiled.criterion.cues
         per_sentence: dict[int, dict[int, set[str]]] = {}
         for pid in compiled.pattern_ids:
-            for idx, strings in analysis.matches(pid, self._patterns[pid]).items():
+            found = analysis.matches(pid, self._patterns[pid])
+            if compiled.rejection_counts:
+                found = _with_reasoned_rejections(
+                    found, analysis.matches(pid, self._patterns[pid], negated=True), analysis
+                )
+            for idx, strings in found.items():
                 if analysis.keyword_list[idx] and (stuffed or not analysis.reasoning[idx]):
                     continue
                 if cues.reject_hedged and analysis.hedged[idx]:
@@ -1515,6 +1579,17 @@ class OfflineGrader:
         if outcome and outcome.touched:
             return f"Touched on but not enough for '{criterion.title}'. {criterion.levels[4]}"
         return f"Not covered in this phase. {criterion.levels[4]}"
+
+
+def _with_reasoned_rejections(
+    found: dict[int, set[str]], negated: dict[int, set[str]], analysis: TextAnalysis
+) -> dict[int, set[str]]:
+    """`found` plus negated matches in sentences that say why ("no queue, because ...")."""
+    merged = {idx: set(strings) for idx, strings in found.items()}
+    for idx, strings in negated.items():
+        if analysis.reasoning[idx]:
+            merged.setdefault(idx, set()).update(strings)
+    return merged
 
 
 def _answers(reply: str) -> bool:

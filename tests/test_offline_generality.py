@@ -1,0 +1,63 @@
+"""The offline grader on answers it was not tuned on: negation, stuffing, schema lines,
+grader-addressed checklists. Every snippet is written for these tests (a parking app, a
+library catalogue, a ticket shop...), not taken from the dev set or the audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.content import Content
+from coach.content.models import PhaseId
+from coach.grading.models import PhaseGrade
+from coach.grading.offline import OfflineGrader, is_negated
+from coach.grading.port import PhaseGradingRequest
+
+
+@pytest.fixture(scope="module")
+def grader(content: Content) -> OfflineGrader:
+    return OfflineGrader(content)
+
+
+def grade(grader: OfflineGrader, phase: PhaseId, text: str) -> PhaseGrade:
+    return grader.grade_phase(PhaseGradingRequest(phase=phase, text=text, full_text=text))
+
+
+def met(result: PhaseGrade) -> set[str]:
+    return {c.id for c in result.criteria if c.met}
+
+
+def test_a_negated_mention_is_not_evidence_that_the_thing_is_there(
+    grader: OfflineGrader,
+) -> None:
+    negated = grade(
+        grader,
+        "api",
+        "GET /spots/{lot_id} lists free parking spots. We skip paging entirely: there is "
+        "no cursor and no page token, no retry key and no login, because the lot is small.",
+    )
+    assert not {"pagination", "idempotency", "auth"} & met(negated)
+    affirmed = grade(
+        grader,
+        "api",
+        "GET /spots/{lot_id}?cursor=abc lists free parking spots with a page token, 50 a "
+        "page. Every call needs a bearer token.",
+    )
+    assert {"pagination", "auth"} <= met(affirmed)
+
+
+@pytest.mark.parametrize(
+    ("before", "negated"),
+    [
+        ("there is no ", True),
+        ("we will not use a ", True),
+        ("we won't worry about duplicates, ", True),
+        ("no shelf index, no ", True),
+        ("if not, it reads from the ", False),  # the clause after the comma is new
+        ("the ", False),
+        ("a cursor, not an offset, so the ", False),
+        ("so a second click doesn't ", False),  # a guarantee describes the design
+        ("not only a ", False),
+    ],
+)
+def test_negation_scope_is_the_cues_own_clause(before: str, negated: bool) -> None:
+    assert is_negated(before) is negated
