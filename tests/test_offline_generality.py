@@ -61,3 +61,13 @@ def test_a_negated_mention_is_not_evidence_that_the_thing_is_there(
 )
 def test_negation_scope_is_the_cues_own_clause(before: str, negated: bool) -> None:
     assert is_negated(before) is negated
+
+
+def test_one_plain_sentence_does_not_meet_a_whole_phase(grader: OfflineGrader) -> None:
+    stuffed = grade(
+        grader,
+        "architecture",
+        "We begin with something simple, then bring in a gateway, a queue, workers and a "
+        "cache when the bottleneck shows, so the read path and write path both scale out.",
+    )
+    assert len(met(stuffed)) <= 2

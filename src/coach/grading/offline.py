@@ -246,6 +246,17 @@ def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
 
 
 # Three or more product names in a row ("Cassandra, DynamoDB, PostgreSQL and Elasticsearch").
+# A sentence that names many criteria's words but nothing concrete meets at most this many.
+MAX_CRITERIA_PER_PLAIN_SENTENCE = 2
+# Concrete: a number, a snake_case or dotted identifier, a path or a field list.
+_CONCRETE = re.compile(r"\d|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|(^|\s)/[\w{]|\w\(|[{}=→]|->|`")
+
+
+def _is_concrete(sentence: str) -> bool:
+    """Does the sentence pin something down (a number, an identifier, a path)?"""
+    return bool(_CONCRETE.search(sentence))
+
+
 _NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
 _NAME_RUN = re.compile(rf"\b{_NAME}(?:(?:,\s+|,?\s+(?:and|or)\s+){_NAME}){{2,}}")
 
@@ -1214,6 +1225,8 @@ class _CriterionOutcome:
     sentence: int | None = None
     focus: tuple[int, int] | None = None
     touched: bool = False
+    # every sentence that could stand as this criterion's evidence, best first
+    candidates: tuple[int, ...] = ()
 
 
 class OfflineGrader:
@@ -1329,10 +1342,11 @@ class OfflineGrader:
         stuffed = _is_stuffed(analysis)
         outcomes: dict[str, _CriterionOutcome] = {}
         for compiled in self._criteria[phase.id]:
-            if only is not None and compiled.criterion.id not in only:
-                continue
+            # Every criterion is evaluated, even those not asked for: they compete for the
+            # same sentences (see _share_sentences).
             outcomes[compiled.criterion.id] = self._criterion(compiled, analysis, stuffed)
-        return outcomes
+        shared = self._share_sentences(phase, analysis, outcomes)
+        return shared if only is None else {cid: shared[cid] for cid in only}
 
     def _look_elsewhere(
         self, phase: Phase, own: dict[str, _CriterionOutcome], full: TextAnalysis
@@ -1408,11 +1422,52 @@ class OfflineGrader:
             patterns_seen = {pid for found in per_sentence.values() for pid in found}
             touched = len(patterns_seen) >= cues.min_signals or self._touched(compiled, analysis)
             return _CriterionOutcome(met=False, touched=touched)
-        best = max(candidates, key=lambda idx: (len(per_sentence[idx]), -idx))
+        ranked = sorted(candidates, key=lambda idx: (-len(per_sentence[idx]), idx))
+        best = ranked[0]
         sentence = analysis.sentences[best]
         return _CriterionOutcome(
-            met=True, sentence=best, focus=self._focus(compiled, analysis, sentence)
+            met=True,
+            sentence=best,
+            focus=self._focus(compiled, analysis, sentence),
+            candidates=tuple(ranked),
         )
+
+    def _share_sentences(
+        self, phase: Phase, analysis: TextAnalysis, outcomes: dict[str, _CriterionOutcome]
+    ) -> dict[str, _CriterionOutcome]:
+        """A sentence with nothing concrete in it meets at most a couple of criteria.
+
+        "We start simple, then add a cache and a queue because of the bottleneck, so the
+        read path scales" names four criteria's words in one breath: that is vocabulary,
+        not design. A sentence with a number, an identifier or a path is concrete and may
+        serve any number of criteria. Criteria with fewest candidates choose first.
+        """
+        used: dict[int, int] = {}
+        shared = dict(outcomes)
+        met = [cid for cid, outcome in outcomes.items() if outcome.met and outcome.candidates]
+        met.sort(key=lambda cid: len(outcomes[cid].candidates))
+        for cid in met:
+            outcome = outcomes[cid]
+            free = [
+                idx
+                for idx in outcome.candidates
+                if _is_concrete(analysis.sentences[idx].text)
+                or used.get(idx, 0) < MAX_CRITERIA_PER_PLAIN_SENTENCE
+            ]
+            if not free:
+                shared[cid] = _CriterionOutcome(met=False, touched=True)
+                continue
+            used[free[0]] = used.get(free[0], 0) + 1
+            if free[0] != outcome.sentence:
+                compiled = next(c for c in self._criteria[phase.id] if c.criterion.id == cid)
+                sentence = analysis.sentences[free[0]]
+                shared[cid] = _CriterionOutcome(
+                    met=True,
+                    sentence=free[0],
+                    focus=self._focus(compiled, analysis, sentence),
+                    candidates=outcome.candidates,
+                )
+        return shared
 
     def _touched(self, compiled: _CompiledCriterion, analysis: TextAnalysis) -> bool:
         """A `touch` cue matched in a sentence that is not a bare keyword list."""
