@@ -71,3 +71,31 @@ def test_one_plain_sentence_does_not_meet_a_whole_phase(grader: OfflineGrader) -
         "cache when the bottleneck shows, so the read path and write path both scale out.",
     )
     assert len(met(stuffed)) <= 2
+
+
+def test_an_answer_to_another_question_scores_zero_and_says_why(
+    grader: OfflineGrader, content: Content
+) -> None:
+    url_answer = (
+        "We turn long URLs into short links: a short code maps to the original URL and a "
+        "click on the short link is redirected with a 302. Custom alias optional, links "
+        "expire after a year, analytics out of scope. 100M new links a day; the key is a "
+        "base62 code from a counter. Abuse: block malicious and phishing URLs.\n"
+    )
+    question = content.question("notification-system")
+    result = grader.grade_phase(
+        PhaseGradingRequest(
+            phase="requirements", text=url_answer, full_text=url_answer, question=question
+        )
+    )
+    assert result.score == 0
+    assert "does not seem to be about" in result.feedback
+    on_topic = grader.grade_phase(
+        PhaseGradingRequest(
+            phase="requirements",
+            text=url_answer,
+            full_text=url_answer,
+            question=content.question("url-shortener"),
+        )
+    )
+    assert on_topic.score > 0

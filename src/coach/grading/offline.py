@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from coach.content.models import Criterion, Phase, PhaseId
+from coach.content.models import Criterion, Phase, PhaseId, Question
 from coach.evidence import CANDIDATE_REPORT, injected_passages, quantity_spans, states_quantity
 from coach.grading.feedback import phase_feedback
 from coach.grading.mistakes import injection_finding
@@ -660,6 +660,59 @@ def clear_caches() -> None:
     states_quantity.cache_clear()
 
 
+# --- topicality -------------------------------------------------------------------------------
+
+_TOPIC_WORD = re.compile(r"[a-z][a-z0-9]+")
+# Words of a question's title that say nothing about its subject.
+_TITLE_FILLER = _word_set(
+    "design a an the of and or for with like system service build app platform simple"
+)
+# An answer reads as written for another question when that question's topic words outnumber
+# the asked one's by this much (and the asked question's name never comes up).
+OFF_TOPIC_RATIO = 1.5
+# ...and when it uses enough of them to be a real answer to it: a short reply to one
+# practice prompt is never called off topic.
+OFF_TOPIC_MIN_HITS = 6
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _name_terms(question: Question) -> frozenset[str]:
+    """The words that name the question's subject: its title and aliases, minus filler."""
+    words = _TOPIC_WORD.findall(f"{question.title} {' '.join(question.aliases)}".lower())
+    return frozenset(_stem(w) for w in words if w not in _TITLE_FILLER and len(w) >= 3)
+
+
+def _topic_hits(lowered: str, question: Question) -> int:
+    """How many of the question's topic keywords (its facts' keywords) the text uses."""
+    keywords = {k.lower() for fact in question.facts for k in fact.keywords}
+    return sum(1 for k in keywords if re.search(r"\b" + re.escape(k), lowered))
+
+
+def other_topic(text: str, question: Question, bank: Sequence[Question]) -> Question | None:
+    """The bank question this answer is really about, when it is not `question`.
+
+    Off topic means both: the asked question's name (title words, aliases) never appears,
+    and another question's topic keywords clearly outnumber the asked one's. An answer that
+    only says little is not off topic; one written for another question is.
+    """
+    lowered = text.lower()
+    words = {_stem(w) for w in _TOPIC_WORD.findall(lowered)}
+    if _name_terms(question) & words:
+        return None
+    own = _topic_hits(lowered, question)
+    others = [(_topic_hits(lowered, q), q.id, q) for q in bank if q.id != question.id]
+    if not others:
+        return None
+    best_hits, _, best = max(others, key=lambda item: (item[0], item[1]))
+    return best if best_hits >= max(OFF_TOPIC_MIN_HITS, OFF_TOPIC_RATIO * own) else None
+
+
 # --- arithmetic --------------------------------------------------------------------------------
 
 _TOKEN = re.compile(
@@ -1242,6 +1295,7 @@ class OfflineGrader:
         self.rules = load_rules(content)
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
+        self._topic_cache: dict[tuple[str, str], Question | None] = {}
         index: dict[str, int] = {}
         for phase in content.phases:
             compiled = []
@@ -1544,6 +1598,16 @@ class OfflineGrader:
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
+    def _other_topic(self, text: str, question: Question) -> Question | None:
+        """`other_topic` against this grader's bank, once per answer (six phases ask)."""
+        key = (text, question.id)
+        if key not in self._topic_cache:
+            if len(self._topic_cache) > 64:
+                self._topic_cache.clear()
+            bank = list(self.content.questions.values())
+            self._topic_cache[key] = other_topic(text, question, bank)
+        return self._topic_cache[key]
+
     def _apply_caps(
         self,
         phase: Phase,
@@ -1560,6 +1624,15 @@ class OfflineGrader:
             return 0
         if section is not None:
             score = self._section_caps(section, score, reasons)
+        if request.question is not None and request.full_text and score > 0:
+            other = self._other_topic(request.full_text, request.question)
+            if other is not None:
+                reasons.append(
+                    f"This answer does not seem to be about '{request.question.title}': it "
+                    f"never names its subject and reads like an answer to '{other.title}', "
+                    "so it scores 0 here."
+                )
+                return 0
         slips = check_arithmetic(request.full_text) if request.full_text else []
         cap = _SLIP_CAPS.get(phase.id)
         if slips and cap is not None and score > cap:
