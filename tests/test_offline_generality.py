@@ -9,7 +9,7 @@ import pytest
 from coach.content import Content
 from coach.content.models import PhaseId
 from coach.grading.models import PhaseGrade
-from coach.grading.offline import OfflineGrader, is_negated
+from coach.grading.offline import OfflineGrader, is_keyword_list, is_negated
 from coach.grading.port import PhaseGradingRequest
 
 
@@ -99,3 +99,36 @@ def test_an_answer_to_another_question_scores_zero_and_says_why(
         )
     )
     assert on_topic.score > 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "loans(loan_id UUID PK, book_id, member_id, due_at TIMESTAMP)",
+        "shelf BYTES (PK), copies INT, branch TEXT",
+        "members: member_id, card_number, joined_at",
+    ],
+)
+def test_a_typed_schema_line_is_not_a_keyword_list(line: str) -> None:
+    assert not is_keyword_list(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Scope, assumptions, non-functional, out of scope",
+        "Hot keys, trade-offs, alternatives, failover",
+    ],
+)
+def test_a_line_of_rubric_words_is_a_keyword_list(line: str) -> None:
+    assert is_keyword_list(line)
+
+
+def test_a_short_section_of_bare_lists_is_stuffed(grader: OfflineGrader) -> None:
+    result = grade(
+        grader,
+        "data_model",
+        "- Primary key, partition key, secondary index, access pattern\n"
+        "- Postgres, Cassandra, Redis, key-value\n",
+    )
+    assert result.score == 0

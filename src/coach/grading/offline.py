@@ -64,7 +64,7 @@ _REASONING = re.compile(
     r"\b(because|since(?!\s+\d)|so that|which means|that means|this means|meaning that|"
     r"therefore|thus|hence|in order to|to avoid|to keep|to make sure|to prevent|to stop|"
     r"otherwise|at the cost of|instead of|rather than|the reason|given that|as a result|"
-    r"due to|that's why|which is why|in exchange|trade-?offs?|the cost is|the price is|"
+    r"due to|that's why|which is why|in exchange|the cost is|the price is|"
     r"buys us|so\b(?! far| on\b| much| many| long)|but\b|unless|whereas|while\b|which (lets|keeps|"
     r"makes|gives|avoids|means|matters)|this (lets|keeps|makes|gives|avoids)|"
     r"(it|that|this) (lets|keeps|avoids|gives|matters|helps)|why\b|if\b|"
@@ -75,7 +75,8 @@ _REASONING = re.compile(
     _I,
 )
 _TRADEOFF = re.compile(
-    r"\b(at the cost of|the cost is|costs? (us|a|an|more|extra)|downside|drawback|trade-?offs?|"
+    r"\b(at the cost of|the cost is|costs? (us|a|an|more|extra)|downside|drawback|"
+    r"trade-?offs? (is|are|here is) that|trade(s|d)? (\w+ ){1,3}for|"
     r"gives? up|we lose|we give up|in exchange|the price|buys? us|the catch|instead of|"
     r"rather than|versus|vs\.?|compared (to|with)|on the other hand|whereas|"
     r"(is|are) (simpler|cheaper|faster|slower|harder|easier|better|worse)\b[^.]*\bbut\b)",
@@ -182,6 +183,23 @@ _BUZZ = _word_set(
 )
 
 
+# The rubric's own vocabulary: a line that only lists these ("scope, trade-offs, hot keys,
+# failover") names what the grader looks for without doing any of it.
+_RUBRIC_META = _word_set(
+    """
+    clarifying questions assumptions scope requirements non-functional qps peak storage
+    bandwidth split estimate estimates read write path paths cursor auth idempotency key keys
+    primary partition secondary index access pattern patterns bottleneck bottlenecks replicas
+    hot fan-out trade-off trade-offs tradeoff tradeoffs cost costs alternatives alternative
+    option options decision failover retries retry monitoring start simple cache workers
+    """
+)
+# Schema and signature lines are concrete: a field list, snake_case names, SQL types, keys.
+_SCHEMA_LINE = re.compile(
+    r"\w\s*\([^)]*,|\b[a-z]+_[a-z0-9_]+\b|\b(PK|FK|UUID|BIGINT|INT|INTEGER|TEXT|VARCHAR|"
+    r"BYTES|BLOB|TIMESTAMP|BOOL|BOOLEAN|JSONB?|DECIMAL|STRING|FLOAT|DOUBLE)\b|\(PK\)"
+)
+
 # Upper-case words that are code, not names: SQL keywords and HTTP verbs.
 _CODE_WORDS = _word_set(
     """
@@ -198,9 +216,20 @@ def _tech_tokens(words: Sequence[str]) -> int:
     for pos, word in enumerate(words):
         if word.islower():
             count += word in _BUZZ
-        elif word.lower() in _BUZZ or (pos and len(word) >= 2 and word not in _CODE_WORDS):
-            count += 1
+        else:
+            name = pos and len(word) >= 2 and word not in _CODE_WORDS and not _is_acronym(word)
+            count += word.lower() in _BUZZ or bool(name)
     return count
+
+
+def _is_acronym(word: str) -> bool:
+    """QPS, DDoS, ML, p99: units and abbreviations, not technology names."""
+    letters = [ch for ch in word if ch.isalpha()]
+    return len(word) <= 5 and sum(ch.isupper() for ch in letters) >= len(letters) - 1
+
+
+def _meta_tokens(words: Sequence[str]) -> int:
+    return sum(1 for word in words if word.lower() in _RUBRIC_META)
 
 
 _NUMERIC = re.compile(r"\d|[→=≈×<>]")
@@ -225,7 +254,7 @@ def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
     a verbless list of short items that carries names. Dense notes with numbers, arrows or
     plain nouns ("out: search, DMs, ads"; "10B/day -> 116K QPS") are never flagged.
     """
-    if _FLOW.search(sentence):
+    if _FLOW.search(sentence) or _SCHEMA_LINE.search(sentence):
         return False
     words = _WORD.findall(sentence)
     if not words:
@@ -242,7 +271,8 @@ def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
     if len(words) <= 6 and tech >= 1 and tech / len(words) >= 0.5:
         return True
     items = len(_LIST_SEP.findall(sentence)) + 1
-    return items >= 3 and len(words) / items <= 3.0 and tech >= 2
+    named = tech + _meta_tokens(words)
+    return items >= 3 and len(words) / items <= 3.0 and named >= 2
 
 
 # Three or more product names in a row ("Cassandra, DynamoDB, PostgreSQL and Elasticsearch").
@@ -1733,4 +1763,15 @@ def _is_stuffed(analysis: TextAnalysis) -> bool:
         return False
     lists = [i for i in content if analysis.keyword_list[i]]
     reasoned = [i for i in content if analysis.reasoning[i] and not analysis.keyword_list[i]]
-    return len(lists) >= 3 and len(lists) >= 0.5 * len(content) and not reasoned
+    # A fraction, not a count: a short section of two bare lists is as stuffed as a long one.
+    return (
+        len(lists) >= STUFFED_MIN_LISTS
+        and len(lists) >= STUFFED_SHARE * len(content)
+        and len(reasoned) <= STUFFED_SHARE_REASONED * len(content)
+    )
+
+
+STUFFED_MIN_LISTS = 2
+STUFFED_SHARE = 0.5
+# One reasoned aside ("reads dominate, so cache") among bare lists does not make it a design.
+STUFFED_SHARE_REASONED = 0.25
