@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from coach.content.models import Criterion, Phase, PhaseId
+from coach.content.models import Criterion, Phase, PhaseId, Question
 from coach.evidence import CANDIDATE_REPORT, injected_passages, quantity_spans, states_quantity
 from coach.grading.feedback import phase_feedback
 from coach.grading.mistakes import injection_finding
@@ -64,7 +64,7 @@ _REASONING = re.compile(
     r"\b(because|since(?!\s+\d)|so that|which means|that means|this means|meaning that|"
     r"therefore|thus|hence|in order to|to avoid|to keep|to make sure|to prevent|to stop|"
     r"otherwise|at the cost of|instead of|rather than|the reason|given that|as a result|"
-    r"due to|that's why|which is why|in exchange|trade-?offs?|the cost is|the price is|"
+    r"due to|that's why|which is why|in exchange|the cost is|the price is|"
     r"buys us|so\b(?! far| on\b| much| many| long)|but\b|unless|whereas|while\b|which (lets|keeps|"
     r"makes|gives|avoids|means|matters)|this (lets|keeps|makes|gives|avoids)|"
     r"(it|that|this) (lets|keeps|avoids|gives|matters|helps)|why\b|if\b|"
@@ -75,7 +75,8 @@ _REASONING = re.compile(
     _I,
 )
 _TRADEOFF = re.compile(
-    r"\b(at the cost of|the cost is|costs? (us|a|an|more|extra)|downside|drawback|trade-?offs?|"
+    r"\b(at the cost of|the cost is|costs? (us|a|an|more|extra)|downside|drawback|"
+    r"trade-?offs? (is|are|here is) that|trade(s|d)? (\w+ ){1,3}for|"
     r"gives? up|we lose|we give up|in exchange|the price|buys? us|the catch|instead of|"
     r"rather than|versus|vs\.?|compared (to|with)|on the other hand|whereas|"
     r"(is|are) (simpler|cheaper|faster|slower|harder|easier|better|worse)\b[^.]*\bbut\b)",
@@ -182,6 +183,23 @@ _BUZZ = _word_set(
 )
 
 
+# The rubric's own vocabulary: a line that only lists these ("scope, trade-offs, hot keys,
+# failover") names what the grader looks for without doing any of it.
+_RUBRIC_META = _word_set(
+    """
+    clarifying questions assumptions scope requirements non-functional qps peak storage
+    bandwidth split estimate estimates read write path paths cursor auth idempotency key keys
+    primary partition secondary index access pattern patterns bottleneck bottlenecks replicas
+    hot fan-out trade-off trade-offs tradeoff tradeoffs cost costs alternatives alternative
+    option options decision failover retries retry monitoring start simple cache workers
+    """
+)
+# Schema and signature lines are concrete: a field list, snake_case names, SQL types, keys.
+_SCHEMA_LINE = re.compile(
+    r"\w\s*\([^)]*,|\b[a-z]+_[a-z0-9_]+\b|\b(PK|FK|UUID|BIGINT|INT|INTEGER|TEXT|VARCHAR|"
+    r"BYTES|BLOB|TIMESTAMP|BOOL|BOOLEAN|JSONB?|DECIMAL|STRING|FLOAT|DOUBLE)\b|\(PK\)"
+)
+
 # Upper-case words that are code, not names: SQL keywords and HTTP verbs.
 _CODE_WORDS = _word_set(
     """
@@ -198,9 +216,20 @@ def _tech_tokens(words: Sequence[str]) -> int:
     for pos, word in enumerate(words):
         if word.islower():
             count += word in _BUZZ
-        elif word.lower() in _BUZZ or (pos and len(word) >= 2 and word not in _CODE_WORDS):
-            count += 1
+        else:
+            name = pos and len(word) >= 2 and word not in _CODE_WORDS and not _is_acronym(word)
+            count += word.lower() in _BUZZ or bool(name)
     return count
+
+
+def _is_acronym(word: str) -> bool:
+    """QPS, DDoS, ML, p99: units and abbreviations, not technology names."""
+    letters = [ch for ch in word if ch.isalpha()]
+    return len(word) <= 5 and sum(ch.isupper() for ch in letters) >= len(letters) - 1
+
+
+def _meta_tokens(words: Sequence[str]) -> int:
+    return sum(1 for word in words if word.lower() in _RUBRIC_META)
 
 
 _NUMERIC = re.compile(r"\d|[→=≈×<>]")
@@ -225,7 +254,7 @@ def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
     a verbless list of short items that carries names. Dense notes with numbers, arrows or
     plain nouns ("out: search, DMs, ads"; "10B/day -> 116K QPS") are never flagged.
     """
-    if _FLOW.search(sentence):
+    if _FLOW.search(sentence) or _SCHEMA_LINE.search(sentence):
         return False
     words = _WORD.findall(sentence)
     if not words:
@@ -242,12 +271,68 @@ def is_keyword_list(sentence: str, reasoned: bool | None = None) -> bool:
     if len(words) <= 6 and tech >= 1 and tech / len(words) >= 0.5:
         return True
     items = len(_LIST_SEP.findall(sentence)) + 1
-    return items >= 3 and len(words) / items <= 3.0 and tech >= 2
+    named = tech + _meta_tokens(words)
+    return items >= 3 and len(words) / items <= 3.0 and named >= 2
 
 
 # Three or more product names in a row ("Cassandra, DynamoDB, PostgreSQL and Elasticsearch").
+# A sentence that names many criteria's words but nothing concrete meets at most this many.
+MAX_CRITERIA_PER_PLAIN_SENTENCE = 2
+# Concrete: a number, a snake_case or dotted identifier, a path or a field list.
+_CONCRETE = re.compile(r"\d|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|(^|\s)/[\w{]|\w\(|[{}=→]|->|`")
+
+
+def _is_concrete(sentence: str) -> bool:
+    """Does the sentence pin something down (a number, an identifier, a path)?"""
+    return bool(_CONCRETE.search(sentence))
+
+
 _NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
 _NAME_RUN = re.compile(rf"\b{_NAME}(?:(?:,\s+|,?\s+(?:and|or)\s+){_NAME}){{2,}}")
+
+
+# --- negation --------------------------------------------------------------------------------
+
+# A negator puts what follows it, in the same clause, out of the answer: "no pagination",
+# "we will NOT use a queue", "without an index", "won't worry about retries or outages".
+_NEGATOR = re.compile(
+    r"\b(no|not|never|without|none|nor|neither|(do|does|did|is|are|was|were|wo|ca|could|"
+    r"would|should|have|has|need)n['’]?t|cannot|can not)\b(?!\s+(only|just|merely|"
+    r"necessarily|always|all|too|so|more than|less than|longer|matter)\b)"
+)
+# What ends a negator's scope before the cue: punctuation that closes a clause, or a word
+# that starts a new one ("no cache, so reads hit the database").
+_SCOPE_END = re.compile(
+    r"[.;:!?()\[\]—–]|\s-\s|\b(but|because|since|so|which|that|instead|rather|then|"
+    r"and then|while|whereas|although|though|however|if|when|unless|until|we|i|it|they)\b"
+)
+# A negation that states a guarantee describes the design: "so a retry doesn't charge twice".
+_GUARANTEE = re.compile(
+    r"\b(so|so that|to make sure|make sure|making sure|to ensure|ensures?|ensuring|"
+    r"guarantees?|such that|in case)\b(\s+[\w'’-]+){0,4}\s*$"
+)
+_NEGATION_REACH = 4  # words between the negator and the cue ("not going to use a" ...)
+
+
+def is_negated(before: str) -> bool:
+    """Is a cue negated by the text `before` it in its sentence (lowercased)?
+
+    Scope is the cue's own clause: commas continue it only through short list items
+    ("no auth, no pagination or retries"), so "If not, it reads from the database" and
+    "cursor, not offset" still count as saying what the system does.
+    """
+    negators = list(_NEGATOR.finditer(before))
+    if not negators:
+        return False
+    if _GUARANTEE.search(before[: negators[-1].start()]):
+        return False
+    between = before[negators[-1].end() :]
+    if _SCOPE_END.search(between):
+        return False
+    *items, last = between.split(",")
+    if len(last.split()) > _NEGATION_REACH:
+        return False
+    return all(len(item.split()) <= _NEGATION_REACH and not _VERBISH.search(item) for item in items)
 
 
 # --- sentences -------------------------------------------------------------------------------
@@ -439,7 +524,7 @@ class TextAnalysis:
     overclaim: list[bool]
     lowered: str = ""  # ASCII-lowercased copy, same offsets: cues run on it without IGNORECASE
     _starts: list[int] = field(default_factory=list)
-    _matches: dict[int, dict[int, set[str]]] = field(default_factory=dict)
+    _matches: dict[tuple[int, bool], dict[int, set[str]]] = field(default_factory=dict)
 
     def sentence_index(self, offset: int) -> int | None:
         pos = bisect.bisect_right(self._starts, offset) - 1
@@ -447,16 +532,28 @@ class TextAnalysis:
             return None
         return pos if offset < self.sentences[pos].end else None
 
-    def matches(self, pattern_id: int, pattern: re.Pattern[str]) -> dict[int, set[str]]:
-        """Sentence index -> distinct matched strings (lowercased) for one pattern."""
-        found = self._matches.get(pattern_id)
+    def matches(
+        self, pattern_id: int, pattern: re.Pattern[str], negated: bool = False
+    ) -> dict[int, set[str]]:
+        """Sentence index -> distinct matched strings (lowercased) for one pattern.
+
+        Matches inside a negation ("no pagination", "we won't use a cache") are left out:
+        saying a thing is absent is not evidence that it is there. With `negated`, only
+        those negated matches are returned (a rejection may still be a considered choice).
+        """
+        key = (pattern_id, negated)
+        found = self._matches.get(key)
         if found is None:
             found = {}
             for match in pattern.finditer(self.lowered):
                 idx = self.sentence_index(match.start())
-                if idx is not None and self.usable[idx]:
+                if idx is None or not self.usable[idx]:
+                    continue
+                sentence = self.sentences[idx]
+                before = self.lowered[sentence.start : match.start()]
+                if is_negated(before) == negated:
                     found.setdefault(idx, set()).add(_norm(match.group(0)))
-            self._matches[pattern_id] = found
+            self._matches[key] = found
         return found
 
     @property
@@ -591,6 +688,59 @@ def clear_caches() -> None:
     _line_items.cache_clear()
     find_unitless_numbers.cache_clear()
     states_quantity.cache_clear()
+
+
+# --- topicality -------------------------------------------------------------------------------
+
+_TOPIC_WORD = re.compile(r"[a-z][a-z0-9]+")
+# Words of a question's title that say nothing about its subject.
+_TITLE_FILLER = _word_set(
+    "design a an the of and or for with like system service build app platform simple"
+)
+# An answer reads as written for another question when that question's topic words outnumber
+# the asked one's by this much (and the asked question's name never comes up).
+OFF_TOPIC_RATIO = 1.5
+# ...and when it uses enough of them to be a real answer to it: a short reply to one
+# practice prompt is never called off topic.
+OFF_TOPIC_MIN_HITS = 6
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _name_terms(question: Question) -> frozenset[str]:
+    """The words that name the question's subject: its title and aliases, minus filler."""
+    words = _TOPIC_WORD.findall(f"{question.title} {' '.join(question.aliases)}".lower())
+    return frozenset(_stem(w) for w in words if w not in _TITLE_FILLER and len(w) >= 3)
+
+
+def _topic_hits(lowered: str, question: Question) -> int:
+    """How many of the question's topic keywords (its facts' keywords) the text uses."""
+    keywords = {k.lower() for fact in question.facts for k in fact.keywords}
+    return sum(1 for k in keywords if re.search(r"\b" + re.escape(k), lowered))
+
+
+def other_topic(text: str, question: Question, bank: Sequence[Question]) -> Question | None:
+    """The bank question this answer is really about, when it is not `question`.
+
+    Off topic means both: the asked question's name (title words, aliases) never appears,
+    and another question's topic keywords clearly outnumber the asked one's. An answer that
+    only says little is not off topic; one written for another question is.
+    """
+    lowered = text.lower()
+    words = {_stem(w) for w in _TOPIC_WORD.findall(lowered)}
+    if _name_terms(question) & words:
+        return None
+    own = _topic_hits(lowered, question)
+    others = [(_topic_hits(lowered, q), q.id, q) for q in bank if q.id != question.id]
+    if not others:
+        return None
+    best_hits, _, best = max(others, key=lambda item: (item[0], item[1]))
+    return best if best_hits >= max(OFF_TOPIC_MIN_HITS, OFF_TOPIC_RATIO * own) else None
 
 
 # --- arithmetic --------------------------------------------------------------------------------
@@ -1148,6 +1298,8 @@ class _CompiledCriterion:
     touch_ids: tuple[int, ...] = ()
     # rubrics/grading.yaml's quantity_evidence: only a sentence stating a quantity counts
     needs_quantity: bool = False
+    # rubrics/grading.yaml's considered_rejection: "no cache, because ..." is a choice too
+    rejection_counts: bool = False
 
 
 @dataclass(frozen=True)
@@ -1156,6 +1308,8 @@ class _CriterionOutcome:
     sentence: int | None = None
     focus: tuple[int, int] | None = None
     touched: bool = False
+    # every sentence that could stand as this criterion's evidence, best first
+    candidates: tuple[int, ...] = ()
 
 
 class OfflineGrader:
@@ -1171,6 +1325,7 @@ class OfflineGrader:
         self.rules = load_rules(content)
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
+        self._topic_cache: dict[tuple[str, str], Question | None] = {}
         index: dict[str, int] = {}
         for phase in content.phases:
             compiled = []
@@ -1178,7 +1333,8 @@ class OfflineGrader:
                 ids = tuple(self._compile(raw, index) for raw in criterion.cues.patterns)
                 touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
                 quantity = self.rules.needs_quantity(phase.id, criterion.id)
-                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity))
+                rejection = self.rules.counts_rejection(phase.id, criterion.id)
+                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity, rejection))
             self._criteria[phase.id] = compiled
 
     def _compile(self, raw: str, index: dict[str, int]) -> int:
@@ -1270,10 +1426,11 @@ class OfflineGrader:
         stuffed = _is_stuffed(analysis)
         outcomes: dict[str, _CriterionOutcome] = {}
         for compiled in self._criteria[phase.id]:
-            if only is not None and compiled.criterion.id not in only:
-                continue
+            # Every criterion is evaluated, even those not asked for: they compete for the
+            # same sentences (see _share_sentences).
             outcomes[compiled.criterion.id] = self._criterion(compiled, analysis, stuffed)
-        return outcomes
+        shared = self._share_sentences(phase, analysis, outcomes)
+        return shared if only is None else {cid: shared[cid] for cid in only}
 
     def _look_elsewhere(
         self, phase: Phase, own: dict[str, _CriterionOutcome], full: TextAnalysis
@@ -1302,7 +1459,12 @@ class OfflineGrader:
         cues = compiled.criterion.cues
         per_sentence: dict[int, dict[int, set[str]]] = {}
         for pid in compiled.pattern_ids:
-            for idx, strings in analysis.matches(pid, self._patterns[pid]).items():
+            found = analysis.matches(pid, self._patterns[pid])
+            if compiled.rejection_counts:
+                found = _with_reasoned_rejections(
+                    found, analysis.matches(pid, self._patterns[pid], negated=True), analysis
+                )
+            for idx, strings in found.items():
                 if analysis.keyword_list[idx] and (stuffed or not analysis.reasoning[idx]):
                     continue
                 if cues.reject_hedged and analysis.hedged[idx]:
@@ -1344,11 +1506,52 @@ class OfflineGrader:
             patterns_seen = {pid for found in per_sentence.values() for pid in found}
             touched = len(patterns_seen) >= cues.min_signals or self._touched(compiled, analysis)
             return _CriterionOutcome(met=False, touched=touched)
-        best = max(candidates, key=lambda idx: (len(per_sentence[idx]), -idx))
+        ranked = sorted(candidates, key=lambda idx: (-len(per_sentence[idx]), idx))
+        best = ranked[0]
         sentence = analysis.sentences[best]
         return _CriterionOutcome(
-            met=True, sentence=best, focus=self._focus(compiled, analysis, sentence)
+            met=True,
+            sentence=best,
+            focus=self._focus(compiled, analysis, sentence),
+            candidates=tuple(ranked),
         )
+
+    def _share_sentences(
+        self, phase: Phase, analysis: TextAnalysis, outcomes: dict[str, _CriterionOutcome]
+    ) -> dict[str, _CriterionOutcome]:
+        """A sentence with nothing concrete in it meets at most a couple of criteria.
+
+        "We start simple, then add a cache and a queue because of the bottleneck, so the
+        read path scales" names four criteria's words in one breath: that is vocabulary,
+        not design. A sentence with a number, an identifier or a path is concrete and may
+        serve any number of criteria. Criteria with fewest candidates choose first.
+        """
+        used: dict[int, int] = {}
+        shared = dict(outcomes)
+        met = [cid for cid, outcome in outcomes.items() if outcome.met and outcome.candidates]
+        met.sort(key=lambda cid: len(outcomes[cid].candidates))
+        for cid in met:
+            outcome = outcomes[cid]
+            free = [
+                idx
+                for idx in outcome.candidates
+                if _is_concrete(analysis.sentences[idx].text)
+                or used.get(idx, 0) < MAX_CRITERIA_PER_PLAIN_SENTENCE
+            ]
+            if not free:
+                shared[cid] = _CriterionOutcome(met=False, touched=True)
+                continue
+            used[free[0]] = used.get(free[0], 0) + 1
+            if free[0] != outcome.sentence:
+                compiled = next(c for c in self._criteria[phase.id] if c.criterion.id == cid)
+                sentence = analysis.sentences[free[0]]
+                shared[cid] = _CriterionOutcome(
+                    met=True,
+                    sentence=free[0],
+                    focus=self._focus(compiled, analysis, sentence),
+                    candidates=outcome.candidates,
+                )
+        return shared
 
     def _touched(self, compiled: _CompiledCriterion, analysis: TextAnalysis) -> bool:
         """A `touch` cue matched in a sentence that is not a bare keyword list."""
@@ -1425,6 +1628,16 @@ class OfflineGrader:
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
+    def _other_topic(self, text: str, question: Question) -> Question | None:
+        """`other_topic` against this grader's bank, once per answer (six phases ask)."""
+        key = (text, question.id)
+        if key not in self._topic_cache:
+            if len(self._topic_cache) > 64:
+                self._topic_cache.clear()
+            bank = list(self.content.questions.values())
+            self._topic_cache[key] = other_topic(text, question, bank)
+        return self._topic_cache[key]
+
     def _apply_caps(
         self,
         phase: Phase,
@@ -1441,6 +1654,15 @@ class OfflineGrader:
             return 0
         if section is not None:
             score = self._section_caps(section, score, reasons)
+        if request.question is not None and request.full_text and score > 0:
+            other = self._other_topic(request.full_text, request.question)
+            if other is not None:
+                reasons.append(
+                    f"This answer does not seem to be about '{request.question.title}': it "
+                    f"never names its subject and reads like an answer to '{other.title}', "
+                    "so it scores 0 here."
+                )
+                return 0
         slips = check_arithmetic(request.full_text) if request.full_text else []
         cap = _SLIP_CAPS.get(phase.id)
         if slips and cap is not None and score > cap:
@@ -1517,6 +1739,17 @@ class OfflineGrader:
         return f"Not covered in this phase. {criterion.levels[4]}"
 
 
+def _with_reasoned_rejections(
+    found: dict[int, set[str]], negated: dict[int, set[str]], analysis: TextAnalysis
+) -> dict[int, set[str]]:
+    """`found` plus negated matches in sentences that say why ("no queue, because ...")."""
+    merged = {idx: set(strings) for idx, strings in found.items()}
+    for idx, strings in negated.items():
+        if analysis.reasoning[idx]:
+            merged.setdefault(idx, set()).update(strings)
+    return merged
+
+
 def _answers(reply: str) -> bool:
     """Does a reply to a pushback say something? 'ok' or 'good point' does not; a reply must
     take a few words to defend or revise a choice. (A floor on substance, never a score.)"""
@@ -1530,4 +1763,15 @@ def _is_stuffed(analysis: TextAnalysis) -> bool:
         return False
     lists = [i for i in content if analysis.keyword_list[i]]
     reasoned = [i for i in content if analysis.reasoning[i] and not analysis.keyword_list[i]]
-    return len(lists) >= 3 and len(lists) >= 0.5 * len(content) and not reasoned
+    # A fraction, not a count: a short section of two bare lists is as stuffed as a long one.
+    return (
+        len(lists) >= STUFFED_MIN_LISTS
+        and len(lists) >= STUFFED_SHARE * len(content)
+        and len(reasoned) <= STUFFED_SHARE_REASONED * len(content)
+    )
+
+
+STUFFED_MIN_LISTS = 2
+STUFFED_SHARE = 0.5
+# One reasoned aside ("reads dominate, so cache") among bare lists does not make it a design.
+STUFFED_SHARE_REASONED = 0.25

@@ -1,6 +1,7 @@
 """rubrics/grading.yaml: rules both graders apply on top of the criteria in phases.yaml.
 
 - `quantity_evidence`: criteria about numbers, whose evidence must state a quantity.
+- `considered_rejection`: criteria a negated mention still meets when it gives a reason.
 - `beyond_criteria`: each phase's next step when every one of its criteria is met.
 
 The file is validated against the loaded rubric when a grader is built, so a criterion id
@@ -28,6 +29,10 @@ class GradingRules(BaseModel):
         default_factory=dict,
         description="Per phase, the criteria whose evidence must state a quantity.",
     )
+    considered_rejection: dict[PhaseId, frozenset[str]] = Field(
+        default_factory=dict,
+        description="Per phase, the criteria a reasoned rejection ('no cache, because') meets.",
+    )
     beyond_criteria: dict[PhaseId, str] = Field(
         description="Per phase, the next step when every criterion is met."
     )
@@ -43,6 +48,9 @@ class GradingRules(BaseModel):
     def needs_quantity(self, phase: PhaseId, criterion_id: str) -> bool:
         return criterion_id in self.quantity_evidence.get(phase, frozenset())
 
+    def counts_rejection(self, phase: PhaseId, criterion_id: str) -> bool:
+        return criterion_id in self.considered_rejection.get(phase, frozenset())
+
 
 def load_rules(content: Content) -> GradingRules:
     """The rules for `content`, read from its rubrics folder and checked against its phases.
@@ -56,10 +64,11 @@ def load_rules(content: Content) -> GradingRules:
         rules = _read(shipped, shipped.stat().st_mtime_ns)
         return rules.model_copy(
             update={
-                "quantity_evidence": {
+                field: {
                     phase_id: ids & {c.id for c in content.phase(phase_id).criteria}
-                    for phase_id, ids in rules.quantity_evidence.items()
+                    for phase_id, ids in getattr(rules, field).items()
                 }
+                for field in ("quantity_evidence", "considered_rejection")
             }
         )
     try:
@@ -67,14 +76,15 @@ def load_rules(content: Content) -> GradingRules:
     except FileNotFoundError as exc:
         raise ContentError(f"{path}: file is missing; coach needs it to run.") from exc
     rules = _read(path, stamp)
-    for phase_id, ids in rules.quantity_evidence.items():
-        known = {c.id for c in content.phase(phase_id).criteria}
-        unknown = sorted(ids - known)
-        if unknown:
-            raise ContentError(
-                f"{path}: field 'quantity_evidence.{phase_id}': unknown criterion ids "
-                f"{unknown}; {phase_id} has {sorted(known)}"
-            )
+    for field in ("quantity_evidence", "considered_rejection"):
+        for phase_id, ids in getattr(rules, field).items():
+            known = {c.id for c in content.phase(phase_id).criteria}
+            unknown = sorted(ids - known)
+            if unknown:
+                raise ContentError(
+                    f"{path}: field '{field}.{phase_id}': unknown criterion ids "
+                    f"{unknown}; {phase_id} has {sorted(known)}"
+                )
     return rules
 
 

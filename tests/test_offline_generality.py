@@ -1,0 +1,134 @@
+"""The offline grader on answers it was not tuned on: negation, stuffing, schema lines,
+grader-addressed checklists. Every snippet is written for these tests (a parking app, a
+library catalogue, a ticket shop...), not taken from the dev set or the audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.content import Content
+from coach.content.models import PhaseId
+from coach.grading.models import PhaseGrade
+from coach.grading.offline import OfflineGrader, is_keyword_list, is_negated
+from coach.grading.port import PhaseGradingRequest
+
+
+@pytest.fixture(scope="module")
+def grader(content: Content) -> OfflineGrader:
+    return OfflineGrader(content)
+
+
+def grade(grader: OfflineGrader, phase: PhaseId, text: str) -> PhaseGrade:
+    return grader.grade_phase(PhaseGradingRequest(phase=phase, text=text, full_text=text))
+
+
+def met(result: PhaseGrade) -> set[str]:
+    return {c.id for c in result.criteria if c.met}
+
+
+def test_a_negated_mention_is_not_evidence_that_the_thing_is_there(
+    grader: OfflineGrader,
+) -> None:
+    negated = grade(
+        grader,
+        "api",
+        "GET /spots/{lot_id} lists free parking spots. We skip paging entirely: there is "
+        "no cursor and no page token, no retry key and no login, because the lot is small.",
+    )
+    assert not {"pagination", "idempotency", "auth"} & met(negated)
+    affirmed = grade(
+        grader,
+        "api",
+        "GET /spots/{lot_id}?cursor=abc lists free parking spots with a page token, 50 a "
+        "page. Every call needs a bearer token.",
+    )
+    assert {"pagination", "auth"} <= met(affirmed)
+
+
+@pytest.mark.parametrize(
+    ("before", "negated"),
+    [
+        ("there is no ", True),
+        ("we will not use a ", True),
+        ("we won't worry about duplicates, ", True),
+        ("no shelf index, no ", True),
+        ("if not, it reads from the ", False),  # the clause after the comma is new
+        ("the ", False),
+        ("a cursor, not an offset, so the ", False),
+        ("so a second click doesn't ", False),  # a guarantee describes the design
+        ("not only a ", False),
+    ],
+)
+def test_negation_scope_is_the_cues_own_clause(before: str, negated: bool) -> None:
+    assert is_negated(before) is negated
+
+
+def test_one_plain_sentence_does_not_meet_a_whole_phase(grader: OfflineGrader) -> None:
+    stuffed = grade(
+        grader,
+        "architecture",
+        "We begin with something simple, then bring in a gateway, a queue, workers and a "
+        "cache when the bottleneck shows, so the read path and write path both scale out.",
+    )
+    assert len(met(stuffed)) <= 2
+
+
+def test_an_answer_to_another_question_scores_zero_and_says_why(
+    grader: OfflineGrader, content: Content
+) -> None:
+    url_answer = (
+        "We turn long URLs into short links: a short code maps to the original URL and a "
+        "click on the short link is redirected with a 302. Custom alias optional, links "
+        "expire after a year, analytics out of scope. 100M new links a day; the key is a "
+        "base62 code from a counter. Abuse: block malicious and phishing URLs.\n"
+    )
+    question = content.question("notification-system")
+    result = grader.grade_phase(
+        PhaseGradingRequest(
+            phase="requirements", text=url_answer, full_text=url_answer, question=question
+        )
+    )
+    assert result.score == 0
+    assert "does not seem to be about" in result.feedback
+    on_topic = grader.grade_phase(
+        PhaseGradingRequest(
+            phase="requirements",
+            text=url_answer,
+            full_text=url_answer,
+            question=content.question("url-shortener"),
+        )
+    )
+    assert on_topic.score > 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "loans(loan_id UUID PK, book_id, member_id, due_at TIMESTAMP)",
+        "shelf BYTES (PK), copies INT, branch TEXT",
+        "members: member_id, card_number, joined_at",
+    ],
+)
+def test_a_typed_schema_line_is_not_a_keyword_list(line: str) -> None:
+    assert not is_keyword_list(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Scope, assumptions, non-functional, out of scope",
+        "Hot keys, trade-offs, alternatives, failover",
+    ],
+)
+def test_a_line_of_rubric_words_is_a_keyword_list(line: str) -> None:
+    assert is_keyword_list(line)
+
+
+def test_a_short_section_of_bare_lists_is_stuffed(grader: OfflineGrader) -> None:
+    result = grade(
+        grader,
+        "data_model",
+        "- Primary key, partition key, secondary index, access pattern\n"
+        "- Postgres, Cassandra, Redis, key-value\n",
+    )
+    assert result.score == 0
