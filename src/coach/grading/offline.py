@@ -544,16 +544,19 @@ class TextAnalysis:
         key = (pattern_id, negated)
         found = self._matches.get(key)
         if found is None:
-            found = {}
+            # One scan fills both: the affirmed matches and the negated ones.
+            affirmed: dict[int, set[str]] = {}
+            denied: dict[int, set[str]] = {}
             for match in pattern.finditer(self.lowered):
                 idx = self.sentence_index(match.start())
                 if idx is None or not self.usable[idx]:
                     continue
-                sentence = self.sentences[idx]
-                before = self.lowered[sentence.start : match.start()]
-                if is_negated(before) == negated:
-                    found.setdefault(idx, set()).add(_norm(match.group(0)))
-            self._matches[key] = found
+                before = self.lowered[self.sentences[idx].start : match.start()]
+                bucket = denied if is_negated(before) else affirmed
+                bucket.setdefault(idx, set()).add(_norm(match.group(0)))
+            self._matches[(pattern_id, False)] = affirmed
+            self._matches[(pattern_id, True)] = denied
+            found = denied if negated else affirmed
         return found
 
     @property
@@ -1426,11 +1429,11 @@ class OfflineGrader:
         stuffed = _is_stuffed(analysis)
         outcomes: dict[str, _CriterionOutcome] = {}
         for compiled in self._criteria[phase.id]:
-            # Every criterion is evaluated, even those not asked for: they compete for the
-            # same sentences (see _share_sentences).
-            outcomes[compiled.criterion.id] = self._criterion(compiled, analysis, stuffed)
-        shared = self._share_sentences(phase, analysis, outcomes)
-        return shared if only is None else {cid: shared[cid] for cid in only}
+            # The criteria asked for compete for the same sentences (see _share_sentences);
+            # in the whole answer only those still missing are looked for, as before.
+            if only is None or compiled.criterion.id in only:
+                outcomes[compiled.criterion.id] = self._criterion(compiled, analysis, stuffed)
+        return self._share_sentences(phase, analysis, outcomes)
 
     def _look_elsewhere(
         self, phase: Phase, own: dict[str, _CriterionOutcome], full: TextAnalysis
