@@ -96,6 +96,25 @@ def test_every_alias_and_id_resolves_to_its_question(content: Content) -> None:
             assert content.question(alias) is question
 
 
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("Design a URL shortener", "url-shortener"),
+        ("Here is my answer for the rate limiter question, thanks!", "rate-limiter"),
+        ("design twitter", "twitter"),
+        ("home-timeline", "twitter"),
+        ("my answer", None),  # names no question
+        ("payments, then the chat one", None),  # names two
+        ("", None),
+    ],
+)
+def test_a_question_named_in_ones_own_words_is_found_when_only_one_fits(
+    content: Content, said: str, expected: str | None
+) -> None:
+    found = content.question_named(said)
+    assert (found.id if found else None) == expected
+
+
 def test_unknown_question_lists_the_known_ids(content: Content) -> None:
     with pytest.raises(UnknownQuestionError) as err:
         content.question("design-a-toaster")

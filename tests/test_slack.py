@@ -642,6 +642,30 @@ def paste_and_wait_for_the_report(
     return channel
 
 
+def element_of(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    return next(b["element"] for b in view["blocks"] if b.get("block_id") == block_id)
+
+
+def test_text_after_grade_fills_in_the_modal(sender: SlackSender, slack: SlackAPIDouble) -> None:
+    pasted_text = WRITTEN_ANSWER.replace(">", "&gt;")  # as Slack sends it
+    for text in ("grade Design a URL shortener", "grade " + pasted_text):
+        assert sender.command(text, user="U2").status_code == 200
+    named, pasted = slack.wait_for(
+        lambda: (opened := slack.calls_to("views.open")) and len(opened) == 2 and opened,
+        what="two modals",
+    )
+    select = element_of(named.args["view"], blocks.QUESTION_BLOCK)
+    assert select["initial_option"]["value"] == "url-shortener"
+    answer_box = element_of(pasted.args["view"], blocks.ANSWER_BLOCK)
+    assert answer_box["initial_value"] == WRITTEN_ANSWER.strip()[: blocks.MODAL_ANSWER_LIMIT]
+
+
+def test_start_takes_a_question_by_its_title(sender: SlackSender, slack: SlackAPIDouble) -> None:
+    thread = start(sender, slack, "start Design a URL shortener")
+    parent = next(m for m in slack.messages(channel=thread.channel) if m.ts == thread.ts)
+    assert parent.args["text"].endswith(": Design a URL shortener")
+
+
 def test_a_slow_grading_rewrites_its_status_message_with_the_step_under_way(
     sender: SlackSender, slack: SlackAPIDouble, scripted: ScriptedLLM
 ) -> None:
@@ -685,7 +709,7 @@ def test_a_file_shared_in_a_dm_is_fetched_with_the_bot_token_and_graded(
         "channel": "D0ADA",
         "channel_type": "im",
         "user": "U1",
-        "text": "url shortener",
+        "text": "Here is my answer for the URL shortener question, thanks!",
         "ts": sender.new_ts(),
         "files": [shared],
     }

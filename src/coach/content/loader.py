@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -110,12 +112,42 @@ class Content:
                 f"No question with id {shown_id(question_id)!r}. Known ids: {known}."
             ) from None
 
+    def question_named(self, text: str) -> Question | None:
+        """The question someone names in their own words: an id, an alias or the title
+        ("Design a URL shortener", "my answer for the twitter question"), when exactly one
+        question fits; None when none or several do."""
+        words = _name_words(text)
+        if not words:
+            return None
+        with suppress(UnknownQuestionError):
+            return self.question("-".join(words))
+        fits = {
+            question.id
+            for question in self.questions.values()
+            for name in (question.id, *question.aliases, question.title)
+            if (named := _name_words(name)) and _contains_run(words, named)
+        }
+        return self.questions[fits.pop()] if len(fits) == 1 else None
+
     def render(self, template: str, **context: Any) -> str:
         """Render prompts/<template>.j2; a missing variable is an error, never blank text."""
         try:
             return self.prompts.get_template(f"{template}.j2").render(**context)
         except jinja2.UndefinedError as exc:
             raise ContentError(f"prompts/{template}.j2: {exc.message}") from exc
+
+
+_NAME_FILLER = frozenset({"design", "a", "an", "the"})
+
+
+def _name_words(text: str) -> list[str]:
+    """'Design Twitter (home timeline)' -> ['twitter']: words that name a question."""
+    text = re.sub(r"\([^)]*\)", " ", text.lower())
+    return [w for w in re.findall(r"[a-z0-9]+", text) if w not in _NAME_FILLER]
+
+
+def _contains_run(words: list[str], run: list[str]) -> bool:
+    return any(words[i : i + len(run)] == run for i in range(len(words) - len(run) + 1))
 
 
 def _load_questions(folders: list[Path]) -> tuple[dict[str, Question], dict[str, str]]:

@@ -282,12 +282,37 @@ def report_blocks(
 # --- the grading modal --------------------------------------------------------------------
 
 
-def grade_modal(questions: Iterable[Question]) -> Block:
-    """`/coach grade`: an optional question and the whole written answer."""
+def grade_modal(
+    questions: Iterable[Question], *, answer: str = "", question: Question | None = None
+) -> Block:
+    """`/coach grade`: an optional question and the whole written answer; text typed after
+    the command (`/coach grade url shortener`, or the answer itself) fills them in."""
     options = [
         {"text": {"type": "plain_text", "text": clip(q.title, 75)}, "value": q.id}
         for q in list(questions)[:100]
     ]
+    select: Block = {
+        "type": "static_select",
+        "action_id": QUESTION_INPUT,
+        "placeholder": {"type": "plain_text", "text": "Which question it answers"},
+        "options": options,
+    }
+    chosen = next((o for o in options if question is not None and o["value"] == question.id), None)
+    if chosen is not None:
+        select["initial_option"] = chosen
+    text_input: Block = {
+        "type": "plain_text_input",
+        "action_id": ANSWER_INPUT,
+        "multiline": True,
+        "max_length": MODAL_ANSWER_LIMIT,
+        "placeholder": {
+            "type": "plain_text",
+            "text": "Requirements, estimation, API, data model, architecture, "
+            "deep dive: headings help but are not needed.",
+        },
+    }
+    if answer:
+        text_input["initial_value"] = answer[:MODAL_ANSWER_LIMIT]
     return {
         "type": "modal",
         "callback_id": GRADE_VIEW,
@@ -300,28 +325,13 @@ def grade_modal(questions: Iterable[Question]) -> Block:
                 "block_id": QUESTION_BLOCK,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Question"},
-                "element": {
-                    "type": "static_select",
-                    "action_id": QUESTION_INPUT,
-                    "placeholder": {"type": "plain_text", "text": "Which question it answers"},
-                    "options": options,
-                },
+                "element": select,
             },
             {
                 "type": "input",
                 "block_id": ANSWER_BLOCK,
                 "label": {"type": "plain_text", "text": "Your whole answer"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": ANSWER_INPUT,
-                    "multiline": True,
-                    "max_length": MODAL_ANSWER_LIMIT,
-                    "placeholder": {
-                        "type": "plain_text",
-                        "text": "Requirements, estimation, API, data model, architecture, "
-                        "deep dive: headings help but are not needed.",
-                    },
-                },
+                "element": text_input,
             },
             context(
                 "The report comes back in a DM. Longer than 3,000 characters? Send the file "

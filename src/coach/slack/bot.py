@@ -72,11 +72,14 @@ def build_bolt_app(service: CoachService, client: WebClient | None = None) -> Ap
         elif word == "start":
             question_id = None
             if rest.strip():
-                try:
-                    question_id = service.content.question("-".join(rest.lower().split())).id
-                except CoachError as exc:
-                    ack(text=str(exc))
-                    return
+                named = service.content.question_named(blocks.plain_from_slack(rest))
+                if named is None:
+                    try:
+                        service.content.question(rest)  # the standard message, with every id
+                    except CoachError as exc:
+                        ack(text=str(exc))
+                        return
+                question_id = named.id if named else rest.strip()
             ack()
             try:
                 coach.start(
@@ -91,8 +94,15 @@ def build_bolt_app(service: CoachService, client: WebClient | None = None) -> Ap
                 respond(text=f"I could not start the interview: {exc}", response_type="ephemeral")
         elif word == "grade":
             ack()
-            questions = service.content.questions.values()
-            client.views_open(trigger_id=command["trigger_id"], view=blocks.grade_modal(questions))
+            typed = blocks.plain_from_slack(rest).strip()
+            short = len(typed.split()) <= 6  # a question's name, not an answer
+            named = service.content.question_named(typed) if short else None
+            view = blocks.grade_modal(
+                service.content.questions.values(),
+                question=named,
+                answer="" if named else typed,  # a question's name, or the answer itself
+            )
+            client.views_open(trigger_id=command["trigger_id"], view=view)
         elif word == "leaderboard":
             ack()
             board = coach.leaderboard(team_id)

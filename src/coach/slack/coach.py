@@ -510,14 +510,10 @@ class SlackCoach:
             )
 
     def _question_named(self, text: str) -> str | None:
-        """A question id when the note with a file names one ('twitter', 'url shortener')."""
-        words = "-".join(text.lower().split())
-        if not words:
-            return None
-        try:
-            return self.content.question(words).id
-        except CoachError:
-            return None
+        """A question id when the note with a file names one ('twitter', 'my answer for the
+        url shortener question')."""
+        named = self.content.question_named(text)
+        return named.id if named else None
 
     def _dm(self, user_id: str) -> str:
         return str(self.client.conversations_open(users=user_id)["channel"]["id"])
