@@ -573,7 +573,11 @@ def grade_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     question: Annotated[
-        str | None, typer.Option(help="Question id the answer is for (sharper grading).")
+        str | None,
+        typer.Option(
+            help="Question id the answer is for: its title in the report, the question shown "
+            "to an LLM grader, and a check that the answer is about it."
+        ),
     ] = None,
 ) -> None:
     """Grade a whole written answer: split into phases, score each, list mistakes."""
