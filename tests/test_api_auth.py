@@ -208,10 +208,12 @@ def test_llm_backed_calls_are_limited_and_reads_are_not(database_url: str, tmp_p
                 ("POST", f"{base}/advance", None),
                 ("POST", f"{base}/advance/stream", None),
                 ("POST", f"{base}/finish", None),
-                ("POST", f"{base}/clarify", {"text": "Read/write ratio?"}),
                 ("POST", "/v1/gradings", {"text": UPLOAD}),
             ]:
                 assert_rate_limited(api.request(method, path, json=body))
+            # A request that could not be served anyway still gets its own answer.
+            wrong_phase = api.post(f"{base}/clarify", json={"text": "Read/write ratio?"})
+            assert wrong_phase.status_code == 409, wrong_phase.text
 
             for _ in range(10):
                 for path in (base, "/v1/interviews", "/v1/questions", "/healthz"):
@@ -221,6 +223,33 @@ def test_llm_backed_calls_are_limited_and_reads_are_not(database_url: str, tmp_p
             assert state["status"] != "finished"
             metrics = api.get("/metrics").text
             assert 'route="/v1/interviews/{interview_id}/advance",status="429"' in metrics
+    finally:
+        server.stop()
+
+
+def test_refused_requests_do_not_spend_the_limit(database_url: str, tmp_path: Path) -> None:
+    server = serve(database_url, tmp_path, rate_limit="3/minute")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            iid = api.post("/v1/interviews", json={"question_id": "twitter"}).json()["id"]
+            base = f"/v1/interviews/{iid}"
+            refused = [
+                ("/v1/gradings", {"text": "   "}, 422),
+                ("/v1/gradings", {"text": UPLOAD, "question_id": "no-such-question"}, 404),
+                (f"{base}/clarify", {"text": ""}, 422),
+                ("/v1/interviews/" + "0" * 32 + "/advance", None, 404),
+                (f"{base}/advance", {"phase": "api"}, 409),  # not reached yet
+                (f"{base}/advance", {"phase": "nonsense"}, 422),
+            ]
+            for _ in range(2):
+                for path, body, status in refused:
+                    response = api.post(path, json=body)
+                    assert response.status_code == status, (path, response.text)
+            # every unit of the budget is still there for real work
+            assert api.post(f"{base}/clarify", json={"text": "How many users?"}).is_success
+            assert api.post(f"{base}/advance", json={"phase": "requirements"}).is_success
+            assert api.post("/v1/gradings", json={"text": UPLOAD}).is_success
+            assert_rate_limited(api.post(f"{base}/advance"))
     finally:
         server.stop()
 

@@ -215,16 +215,22 @@ class InterviewEngine:
         self._commit(session, work)
         return replies
 
+    def check_can_clarify(self, session: Session) -> None:
+        """Clarifying questions are for phase 1 (and not once the interview is over)."""
+        if session.finished:
+            self._editable(session)  # says it is finished, as every change refuses
+        if session.phase != "requirements":
+            raise InterviewStateError(
+                "Clarifying questions belong in the requirements phase, and this interview is "
+                f"in {self.content.phase(session.phase).title.lower()}. State an assumption in "
+                "your answer instead."
+            )
+
     def clarify(self, session: Session, text: str) -> Turn:
         """Answer a clarifying question from the question's facts only; never invent one."""
         text = clean_text(text, max_chars=self.max_answer_chars, what="clarifying question")
+        self.check_can_clarify(session)
         work = self._editable(session)
-        if work.phase != "requirements":
-            raise InterviewStateError(
-                "Clarifying questions belong in the requirements phase, and this interview is "
-                f"in {self.content.phase(work.phase).title.lower()}. State an assumption in "
-                "your answer instead."
-            )
         question = self._question(work)
         self._candidate(work, "clarify", "requirements", text)
         reply = self._interviewer(

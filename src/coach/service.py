@@ -60,6 +60,16 @@ class GradingOutcome:
     report: Report | None
 
 
+Spend = Callable[[], None]
+"""Spends the caller's LLM budget (the API's rate limit) once a request is known to be valid:
+called after the input and the interview's state are checked, just before the work, so a
+request refused for what it asks costs nothing. Calling it again does nothing."""
+
+
+def _free() -> None:
+    """The budget of front doors without a rate limit (CLI, Slack, jobs)."""
+
+
 def check_can_advance(session: Session, expected_phase: str | None) -> None:
     """Refuse an advance that cannot happen: the interview is past `expected_phase` (another
     request graded it), not yet at it, or finished."""
@@ -192,11 +202,19 @@ class CoachService:
         text = clean_text(text, max_chars=self.settings.max_answer_chars, what="answer")
         return self._retrying(interview_id, owner, lambda s: self.engine.answer(s, text))
 
-    def clarify(self, interview_id: str, text: str, *, owner: str | None) -> tuple[Session, Turn]:
+    def clarify(
+        self, interview_id: str, text: str, *, owner: str | None, spend: Spend = _free
+    ) -> tuple[Session, Turn]:
         text = clean_text(
             text, max_chars=self.settings.max_answer_chars, what="clarifying question"
         )
-        return self._retrying(interview_id, owner, lambda s: self.engine.clarify(s, text))
+
+        def ask(session: Session) -> Turn:
+            self.engine.check_can_clarify(session)
+            spend()
+            return self.engine.clarify(session, text)
+
+        return self._retrying(interview_id, owner, ask)
 
     def advance(
         self,
@@ -205,6 +223,7 @@ class CoachService:
         owner: str | None,
         expected_phase: str | None = None,
         progress: Progress | None = None,
+        spend: Spend = _free,
     ) -> tuple[Session, AdvanceResult]:
         """Grade the current phase and open the next, exactly once per phase.
 
@@ -216,6 +235,7 @@ class CoachService:
         for attempt in range(SAVE_RETRIES):
             session = self.store.get_interview(interview_id, owner=owner)
             check_can_advance(session, expected_phase)
+            spend()
             expected_phase = expected_phase or session.phase
             version = session.version
             result = self.engine.advance(session, progress=progress)
@@ -230,16 +250,24 @@ class CoachService:
         )
 
     def finish(
-        self, interview_id: str, *, owner: str | None, progress: Progress | None = None
+        self,
+        interview_id: str,
+        *,
+        owner: str | None,
+        progress: Progress | None = None,
+        spend: Spend = _free,
     ) -> tuple[Session, Report]:
         def finish(session: Session) -> Report:
             if session.report is not None:
-                return session.report
+                return session.report  # finished already: nothing to grade, nothing spent
+            spend()
             return self.engine.finish(session, progress=progress)
 
         return self._retrying(interview_id, owner, finish)
 
-    def finish_as_job(self, interview_id: str, *, owner: str | None) -> GradingRecord | None:
+    def finish_as_job(
+        self, interview_id: str, *, owner: str | None, spend: Spend = _free
+    ) -> GradingRecord | None:
         """Finish the interview in a job (the final report may take several LLM calls).
 
         Returns the job to poll at /v1/gradings/{id}, the same one while it is unfinished, or
@@ -252,6 +280,7 @@ class CoachService:
             return None
         if (job := self.store.open_finish_job(interview_id, owner=owner)) is not None:
             return job
+        spend()
         record = self.store.create_grading(
             text=session.candidate_text(),
             owner=owner,
@@ -295,6 +324,7 @@ class CoachService:
         question_id: str | None = None,
         wait: bool | None = None,
         progress: Progress | None = None,
+        spend: Spend = _free,
     ) -> GradingOutcome:
         """Store the answer, then grade it now (small) or as a background job (large).
 
@@ -303,6 +333,7 @@ class CoachService:
         """
         if question_id:
             self.content.question(question_id)  # an unknown id fails before anything is stored
+        spend()
         if wait is None:
             wait = len(text) <= self.settings.sync_grading_max_chars
         record = self.store.create_grading(
@@ -386,7 +417,11 @@ class CoachService:
                 self._running.discard(grading_id)
         return report
 
-    def retry_grading(self, grading_id: str, *, owner: str | None) -> GradingRecord:
+    def retry_grading(
+        self, grading_id: str, *, owner: str | None, spend: Spend = _free
+    ) -> GradingRecord:
+        if self.store.get_grading(grading_id, owner=owner).status == "failed":
+            spend()  # only a failed grading is graded again; the others are refused or queued
         record = self.store.retry_grading(grading_id, owner=owner)
         self.enqueue_grading(grading_id, attempt=record.attempts)
         return record

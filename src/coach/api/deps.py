@@ -130,15 +130,32 @@ class RateLimiter:
         )
 
 
-async def llm_budget(request: Request, owner: Owner) -> str | None:
-    """Dependency for routes that may call the LLM: spends one unit of the caller's budget."""
+class LLMBudget:
+    """One request's claim on its caller's rate limit, for routes that may call the LLM.
+
+    The service calls `spend` once the input and the interview's state are checked, just
+    before the work: a request refused for what it asks (empty text, an unknown id, a phase
+    already graded) costs nothing, and keeps getting its own 4xx rather than 429 once the
+    limit is reached. `spend` runs in the request's worker thread, so a shared limiter's
+    round trip to Redis never blocks the event loop.
+    """
+
+    def __init__(self, limiter: RateLimiter, key: str, owner: str | None) -> None:
+        self.limiter = limiter
+        self.key = key
+        self.owner = owner
+        self.spent = False
+
+    def spend(self) -> None:
+        if not self.spent:  # a retried save must not spend twice
+            self.spent = True
+            self.limiter.check(self.key)
+
+
+async def llm_budget(request: Request, owner: Owner) -> LLMBudget:
+    """Async only to stay on the event loop: FastAPI runs a sync dependency in a thread."""
     key = owner or (request.client.host if request.client else LOCAL)
-    limiter: RateLimiter = request.app.state.rate_limiter
-    if limiter.shared:  # a round trip to Redis: not on the event loop
-        await anyio.to_thread.run_sync(limiter.check, key)
-    else:
-        limiter.check(key)
-    return owner
+    return LLMBudget(request.app.state.rate_limiter, key, owner)
 
 
-LLMOwner = Annotated[str | None, Depends(llm_budget)]
+Budget = Annotated[LLMBudget, Depends(llm_budget)]

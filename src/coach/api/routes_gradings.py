@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
-from coach.api.deps import LLMOwner, Owner, Service
+from coach.api.deps import Budget, Owner, Service
 from coach.api.errors import APIError
 from coach.api.schemas import GradingProgress, GradingRequest, GradingStatus, error_responses
 from coach.grading.models import Report
@@ -168,7 +168,7 @@ async def read_request(request: Request, max_bytes: int) -> GradingRequest:
     openapi_extra=UPLOAD_DOC,
     responses={202: {"model": GradingStatus, "description": "Accepted as a job; poll it."}},
 )
-async def create_grading(request: Request, service: Service, owner: LLMOwner) -> Response:
+async def create_grading(request: Request, service: Service, budget: Budget) -> Response:
     """Grade a whole written answer phase by phase.
 
     Returns the report (200) for answers up to COACH_SYNC_GRADING_MAX_CHARS, or 202 with a job
@@ -180,7 +180,8 @@ async def create_grading(request: Request, service: Service, owner: LLMOwner) ->
     outcome = await anyio.to_thread.run_sync(
         lambda: service.submit_grading(
             body.text,
-            owner=owner,
+            owner=budget.owner,
+            spend=budget.spend,
             filename=body.filename,
             question_id=body.question_id,
             wait=body.wait,
@@ -204,9 +205,9 @@ def get_grading(grading_id: str, service: Service, owner: Owner) -> GradingStatu
 
 
 @router.post("/{grading_id}/retry", status_code=202)
-def retry_grading(grading_id: str, service: Service, owner: LLMOwner) -> GradingStatus:
+def retry_grading(grading_id: str, service: Service, budget: Budget) -> GradingStatus:
     """Grade a failed job again from its stored text."""
-    return status_of(service.retry_grading(grading_id, owner=owner))
+    return status_of(service.retry_grading(grading_id, owner=budget.owner, spend=budget.spend))
 
 
 @router.get("/{grading_id}/report.md", response_class=PlainTextResponse)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
-from coach.api.deps import LLMOwner, Owner, Service
+from coach.api.deps import Budget, Owner, Service
 from coach.api.errors import APIError, error_body, status_of
 from coach.api.routes_gradings import accepted
 from coach.api.schemas import (
@@ -114,9 +114,9 @@ def answer_pushback(
 
 
 @router.post("/{interview_id}/clarify")
-def clarify(interview_id: str, body: TextBody, service: Service, owner: LLMOwner) -> TurnsReply:
+def clarify(interview_id: str, body: TextBody, service: Service, budget: Budget) -> TurnsReply:
     """Ask a clarifying question in phase 1; the answer comes from the question's facts."""
-    session, turn = service.clarify(interview_id, body.text, owner=owner)
+    session, turn = service.clarify(interview_id, body.text, owner=budget.owner, spend=budget.spend)
     return TurnsReply(turns=[turn], interview=view(service, session))
 
 
@@ -124,13 +124,15 @@ def clarify(interview_id: str, body: TextBody, service: Service, owner: LLMOwner
 def advance(
     interview_id: str,
     service: Service,
-    owner: LLMOwner,
+    budget: Budget,
     request: Request,
     body: AdvanceBody | None = None,
 ) -> Response:
     """Grade the current phase and open the next (in the deep dive, push back first)."""
     expected = body.phase if body else None
-    session, result = service.advance(interview_id, owner=owner, expected_phase=expected)
+    session, result = service.advance(
+        interview_id, owner=budget.owner, expected_phase=expected, spend=budget.spend
+    )
     return json_reply(advance_reply(request, session, result))
 
 
@@ -142,18 +144,20 @@ def advance(
 async def advance_stream(
     interview_id: str,
     service: Service,
-    owner: LLMOwner,
+    budget: Budget,
     request: Request,
     body: AdvanceBody | None = None,
 ) -> EventSourceResponse:
     """Like /advance, as Server-Sent Events: `token` events while the LLM writes, then one
     `grade` event with the validated result (or one `error` event). Offline: `grade` at once."""
     # 404 or 409 before the stream starts; a database read, so not on the event loop.
+    owner = budget.owner
     session = await anyio.to_thread.run_sync(
         functools.partial(service.get_interview, interview_id, owner=owner)
     )
     expected = body.phase if body else None
     check_can_advance(session, expected)
+    await anyio.to_thread.run_sync(budget.spend)  # a 429 too comes before the stream starts
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str] = asyncio.Queue()
 
@@ -196,7 +200,7 @@ async def advance_stream(
 def finish(
     interview_id: str,
     service: Service,
-    owner: LLMOwner,
+    budget: Budget,
     request: Request,
     body: FinishBody | None = None,
 ) -> Report | JSONResponse:
@@ -206,13 +210,14 @@ def finish(
     is set) and the answer is 202 with the job to poll; the report is then also at
     /v1/interviews/{id}/report.
     """
+    owner = budget.owner
     if body is not None and not body.wait:
-        job = service.finish_as_job(interview_id, owner=owner)
+        job = service.finish_as_job(interview_id, owner=owner, spend=budget.spend)
         if job is not None:
             return accepted(job)
     before = service.get_interview(interview_id, owner=owner)
     graded = {p.phase for p in before.phases if p.grade is not None}
-    _, report = service.finish(interview_id, owner=owner)
+    _, report = service.finish(interview_id, owner=owner, spend=budget.spend)
     for grade in report.phases:
         if grade.phase not in graded:
             request.app.state.metrics.observe_grade(grade)
