@@ -19,7 +19,7 @@ from coach.grading.offline import OfflineGrader
 from coach.grading.report import build_report
 from coach.grading.upload import grade_answer
 from coach.render import grade_text, report_markdown, report_text
-from coach.slack.blocks import grade_blocks
+from coach.slack.blocks import grade_blocks, report_blocks
 
 FALLBACK = "LLM timed out after 20s"
 
@@ -217,3 +217,12 @@ def test_a_met_criterion_shows_why_it_counts_for_less(content: Content) -> None:
     grades = [grade, *(_grade(p, llm=False) for p in PHASE_IDS[1:])]
     report = build_report(content=content, question_id=None, phase_grades=grades, mistakes=[])
     assert f"({elsewhere})" in report_markdown(report, content)
+
+
+def test_slack_report_lists_the_mistakes_with_their_fix(
+    mixed_report: Report, content: Content
+) -> None:
+    blocks = report_blocks(mixed_report, content, link="https://coach.example/r", title="Report")
+    text = json.dumps(blocks)
+    assert "*Mistakes to fix*" in text
+    assert "*No trade-off language* (Data model): Say what each choice gives up." in text

@@ -715,7 +715,11 @@ def test_a_file_shared_in_a_dm_is_fetched_with_the_bot_token_and_graded(
     }
     assert sender.event(event).status_code == 200
     report = slack.wait_for(
-        lambda: [m for m in slack.messages() if "Answer report (answer.md)" in m.text()],
+        lambda: [
+            m
+            for m in slack.messages()
+            if "Answer report: Design a URL shortener (answer.md)" in m.text()
+        ],
         what="the file's report",
     )[0]
     assert report.args["channel"] == "D1"  # conversations.open with U1

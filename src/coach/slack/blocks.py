@@ -32,6 +32,7 @@ QUESTION_BLOCK, QUESTION_INPUT = "question", "question_id"
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
 BUTTON_LIMIT = 75
+MISTAKES_SHOWN = 5  # in a report's summary; the web report lists them all
 MODAL_ANSWER_LIMIT = 3000  # the most a plain_text_input may hold
 PICKER_SIZE = 5
 
@@ -264,10 +265,22 @@ def report_blocks(
             f"{phase.order}. {phase.title}: *{grade.score}/4* {score_bar(grade.score)}{label}"
         )
     blocks.append(section("\n".join(lines)))
+    if report.mistakes:
+        found = [
+            f"\u2022 *{escape(m.title)}*"
+            + (f" ({content.phase(m.phase).title})" if m.phase else "")
+            + f": {escape(clip(one_line(m.fix), 200))}"
+            for m in report.mistakes[:MISTAKES_SHOWN]
+        ]
+        more = len(report.mistakes) - MISTAKES_SHOWN
+        if more > 0:
+            found.append(f"\u2026and {more} more in the full report.")
+        blocks.append(section("*Mistakes to fix*\n" + "\n".join(found)))
     offline = [g for g in report.phases if g.source == "offline"]
     if offline:
         reasons = sorted({one_line(g.fallback_reason) for g in offline if g.fallback_reason})
-        note = f":warning: *Offline grader* graded {len(offline)} of {len(report.phases)} phases"
+        icon = ":warning:" if reasons else ":gear:"
+        note = f"{icon} *Offline grader* graded {len(offline)} of {len(report.phases)} phases"
         if reasons:
             note += f"; the LLM could not be used: {escape(clip(reasons[0], 300))}"
         blocks.append(context(note))

@@ -468,7 +468,9 @@ class SlackCoach:
         status.done(f"Graded your answer ({words}); the report is below.")
         report = outcome.report
         assert report is not None  # wait=True grades in this call
-        name = f" ({filename})" if filename else ""
+        question = self.content.questions.get(question_id or "")
+        name = ": " + question.title if question else ""
+        name += f" ({filename})" if filename else ""
         self.client.chat_postMessage(
             channel=dm,
             text=blocks.report_text(report, self.content),
