@@ -406,7 +406,7 @@ def test_practice_keeps_an_answer_whose_first_line_starts_with_a_slash(
 class Terminal:
     """`coach` on a pseudo-terminal, as a person at a keyboard runs it (line editing on)."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, *args: str, env: dict[str, str], columns: int = 100) -> None:
         import pty
 
         self.master, slave = pty.openpty()
@@ -415,7 +415,7 @@ class Terminal:
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env={**env, "TERM": "xterm", "COLUMNS": "100"},
+            env={**env, "TERM": "xterm", "COLUMNS": str(columns)},
         )
         os.close(slave)
         self.seen = ""
@@ -481,6 +481,15 @@ def test_arrow_keys_and_backspace_edit_the_line_being_typed(
     term.type("/quit\n")
     assert term.finish() == 0
     assert saved_turns(tmp_path, "answer") == ["Users shorten links"]
+
+
+def test_the_interviewer_is_wrapped_to_a_narrow_terminal(env: dict[str, str]) -> None:
+    term = Terminal("practice", "url-shortener", env=env, columns=50)
+    screen = term.wait_for(r"\n> $")
+    term.type("/quit\n")
+    term.finish()
+    said = screen[screen.index("Interviewer:") :].split("\r\n\r\n", 1)[0].split("\r\n")
+    assert len(said) > 2 and all(len(line) <= 49 for line in said), said
 
 
 def test_a_session_open_in_one_terminal_is_refused_in_another(

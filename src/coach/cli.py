@@ -10,6 +10,7 @@ import difflib
 import functools
 import json
 import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -344,7 +345,15 @@ def _entries(read: LineReader) -> Iterator[tuple[str, str]]:
 
 
 def _say(turn: Turn) -> None:
-    typer.echo(f"\nInterviewer: {turn.text}\n")
+    typer.echo("\n" + _fit_to_terminal(f"Interviewer: {turn.text}") + "\n")
+
+
+def _fit_to_terminal(text: str) -> str:
+    """Wrap at the terminal's width, between words; a pipe or file gets the lines as they are."""
+    if not sys.stdout.isatty():
+        return text
+    width = max(20, min(shutil.get_terminal_size().columns, 100) - 1)
+    return "\n".join(textwrap.fill(line, width) if line else "" for line in text.splitlines())
 
 
 def _answer_kept(session: Session) -> str:
@@ -538,10 +547,16 @@ def _read_answer_bytes(file: str | None, max_bytes: int) -> tuple[bytes, str]:
     if file is None:
         if _stdin_is_tty():
             raise CoachError(
-                "Nothing to grade: give a FILE (coach grade answer.md) or pipe an answer on stdin."
+                "Nothing to grade: give a FILE (coach grade answer.md), pipe an answer on stdin, "
+                "or paste one after `coach grade -`."
             )
         file = "-"
     if file == "-":
+        if _stdin_is_tty():  # someone about to paste: say how to end it
+            typer.echo(
+                "Paste the answer, then press Ctrl+D on a new line (Ctrl+Z, Enter on Windows).",
+                err=True,
+            )
         return sys.stdin.buffer.read(max_bytes + 1), "answer on stdin"
     path = Path(file)
     try:
