@@ -359,6 +359,23 @@ def test_a_phase_with_no_section_is_graded_on_the_rest_of_the_answer(
     assert grade(grader, "api", "", "Clients call our API to book a ride.").score == 0
 
 
+def test_an_unanswered_phase_meets_nothing_and_says_it_got_no_answer(
+    grader: OfflineGrader,
+) -> None:
+    # A practice session: the candidate spoke in requirements, then moved on from the
+    # architecture phase without a word. One reasoned sentence from requirements is not
+    # an architecture answer, so nothing is quoted from it as if it were.
+    said_before = (
+        "Library members search the catalogue far more than they borrow, so reads of the "
+        "catalogue dominate and borrowing is a small write path."
+    )
+    graded = grade(grader, "architecture", "", said_before)
+    assert graded.score == 0
+    assert not [c for c in graded.criteria if c.met]
+    assert "no answer" in graded.feedback
+    assert "Good:" not in graded.feedback
+
+
 # --- padding, stuffing, headings, injection, arithmetic ------------------------------------------
 
 UNRELATED = (

@@ -51,6 +51,14 @@ UNANSWERED_PUSHBACK_CAP = 3
 PUSHBACK_REPLY_MIN_WORDS = 5
 # A criterion met only by words from another phase: the interviewer asked for it here.
 ELSEWHERE_NOTE = "Said in another phase of your answer, not this one, so it counts for less here."
+# A phase with no text of its own meets nothing and scores 0, unless the rest of the answer
+# covers it for real (an upload whose headings the splitter did not find): quoting another
+# phase's words as this one's evidence next to a 0 would praise an answer never given.
+NO_ANSWER_REASON = "This phase got no answer of its own, so nothing here can be credited."
+BORROWED_REASON = (
+    "No part of the answer was found for this phase, so its score comes only from what "
+    "the rest of the answer says about it."
+)
 ELSEWHERE_REASON = (
     "Part of what this phase needs was said in another phase, which counts one level lower: "
     "say it here, where the interviewer asks for it."
@@ -1355,6 +1363,10 @@ class OfflineGrader:
         section = analyse(own_text) if own_text.strip() else None
         own = self._evaluate(phase, section) if section else {}
         elsewhere = self._look_elsewhere(phase, own, full) if full else {}
+        if section is None:
+            borrowed = {cid for cid, outcome in elsewhere.items() if outcome.met}
+            if self._unanswered_score(phase, borrowed) == 0:
+                elsewhere = {}  # a stray mention elsewhere does not answer this phase
 
         results: list[CriterionResult] = []
         met_own: set[str] = set()
@@ -1368,7 +1380,7 @@ class OfflineGrader:
             if hit and hit.met and source is not None and hit.sentence is not None:
                 sentence = source.sentences[hit.sentence]
                 evidence = quote(source.text, sentence.start, sentence.end, hit.focus)
-                here = source is section or crit.cues.anywhere
+                here = source is section or (crit.cues.anywhere and section is not None)
                 results.append(
                     CriterionResult(
                         id=crit.id,
@@ -1390,6 +1402,8 @@ class OfflineGrader:
 
         score, reasons = self._score(phase, request, section, full, met_own, met_any, own)
         feedback, next_step = phase_feedback(phase, results, reasons, self.rules)
+        if reasons == [NO_ANSWER_REASON]:
+            feedback = NO_ANSWER_REASON  # not a list of everything it lacks
         # The LLM grader's detector too, so a passage aimed at the grader is reported alike.
         injected = injected_passages(own_text)
         return PhaseGrade(
@@ -1601,23 +1615,36 @@ class OfflineGrader:
         own: dict[str, _CriterionOutcome],
     ) -> tuple[int, list[str]]:
         reasons: list[str] = []
-        if section is None and full is None:
-            return 0, ["Nothing was written for this phase."]
+        if section is None:
+            score = self._unanswered_score(phase, met_any)
+            if score == 0:
+                return 0, [NO_ANSWER_REASON]
+            capped = self._apply_caps(phase, request, section, score, reasons)
+            return capped, [*reasons, BORROWED_REASON]
         own_score = score_from_criteria(phase, met_own)
         any_score = score_from_criteria(phase, met_any)
-        if section is None and phase.id not in _SCOPING_PHASES:
-            # No section at all: real content elsewhere is the whole answer for this phase,
-            # but a stray mention (a lone 1) is not a phase the candidate reached.
-            score = any_score if any_score >= 2 else 0
-        else:
-            score = max(own_score, any_score - 1) if any_score > own_score else own_score
-        said_elsewhere = section is not None and own_score < score < any_score
+        score = max(own_score, any_score - 1) if any_score > own_score else own_score
+        said_elsewhere = own_score < score < any_score
         if score == 0 and any(o.touched for o in own.values()):
             score = 1
         capped = self._apply_caps(phase, request, section, score, reasons)
         if said_elsewhere and capped == score:  # a cap, when one applies, is what held it
             reasons.append(ELSEWHERE_REASON)
         return capped, reasons
+
+    @staticmethod
+    def _unanswered_score(phase: Phase, met_elsewhere: set[str]) -> int:
+        """The score of a phase with no text of its own, from what the rest says about it.
+
+        Real content elsewhere (2 or more) is this phase's answer when the splitter found no
+        section for it; a stray mention (a lone 1) is not a phase the candidate reached.
+        Scoping done late never framed the design, so requirements found only elsewhere
+        count one level lower.
+        """
+        any_score = score_from_criteria(phase, met_elsewhere)
+        if phase.id in _SCOPING_PHASES:
+            return max(0, any_score - 1)
+        return any_score if any_score >= 2 else 0
 
     def hard_caps(self, request: PhaseGradingRequest) -> tuple[int, list[str]]:
         """The highest score the scoring guide's hard rules allow this phase, and why.
