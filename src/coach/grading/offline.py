@@ -38,7 +38,7 @@ from coach.grading.mistakes import injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
 from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
 from coach.grading.rules import load_rules
-from coach.grading.scoring import score_from_criteria
+from coach.grading.scoring import binding_cap, cap_reason, score_from_criteria
 
 if TYPE_CHECKING:
     from coach.content.loader import Content
@@ -1413,6 +1413,8 @@ class OfflineGrader:
             mistakes=[injection_finding(self.content, phase.id, injected[0])] if injected else [],
             feedback=feedback,
             next_step=next_step,
+            # The feedback says what held the score first; any further cap is noted here.
+            corrections=reasons[1:],
             source="offline",
             model=MODEL_NAME,
         )
@@ -1628,6 +1630,11 @@ class OfflineGrader:
         if score == 0 and any(o.touched for o in own.values()):
             score = 1
         capped = self._apply_caps(phase, request, section, score, reasons)
+        # A missing criterion that caps the phase (rubrics/phases.yaml's cap_if_unmet) is
+        # named when the score sits at that cap, so "4 of 5 met, 2/4" explains itself.
+        criterion = binding_cap(phase, met_own) if score == own_score else None
+        if criterion is not None and capped == criterion.cap_if_unmet:
+            reasons.insert(0, cap_reason(phase, criterion, met_own))
         if said_elsewhere and capped == score:  # a cap, when one applies, is what held it
             reasons.append(ELSEWHERE_REASON)
         return capped, reasons
@@ -1669,6 +1676,21 @@ class OfflineGrader:
         return self._topic_cache[key]
 
     def _apply_caps(
+        self,
+        phase: Phase,
+        request: PhaseGradingRequest,
+        section: TextAnalysis | None,
+        score: int,
+        reasons: list[str],
+    ) -> int:
+        """The score after the scoring guide's hard rules; each rule that lowered it adds
+        one sentence to `reasons`, the one the score ends at first."""
+        found: list[str] = []
+        capped = self._hard_caps(phase, request, section, score, found)
+        reasons.extend(reversed(found))  # each cap only lowers, so the last one binds
+        return capped
+
+    def _hard_caps(
         self,
         phase: Phase,
         request: PhaseGradingRequest,
@@ -1748,14 +1770,13 @@ class OfflineGrader:
         if claims and score > 1:
             weighed = any(has_tradeoff(section.sentences[i].text) for i in content)
             score = score - 1 if weighed else 1
+            claim = quote(
+                section.text, section.sentences[claims[0]].start, section.sentences[claims[0]].end
+            )
+            why = ", costing a level," if weighed else ", with no trade-off weighed anywhere here,"
             reasons.append(
-                "Unhedged certainty about a contested claim ('"
-                + quote(
-                    section.text,
-                    section.sentences[claims[0]].start,
-                    section.sentences[claims[0]].end,
-                )
-                + "') costs points here."
+                f"Unhedged certainty about a contested claim ('{claim}'){why} holds this "
+                f"phase at {score}: say what the choice costs or where it stops holding."
             )
         return score
 
