@@ -132,3 +132,48 @@ def test_a_short_section_of_bare_lists_is_stuffed(grader: OfflineGrader) -> None
         "- Postgres, Cassandra, Redis, key-value\n",
     )
     assert result.score == 0
+
+
+# --- words that look like a cue but name something else ---------------------------------------
+
+
+def test_consistent_hashing_is_a_partitioning_scheme_not_a_consistency_need(
+    grader: OfflineGrader,
+) -> None:
+    hashing = (
+        "Readers borrow e-books from the library app. Search must answer within 150 ms at p99. "
+        "Catalogue nodes are placed with consistent hashing so adding one moves few keys."
+    )
+    assert "non_functional" not in met(grade(grader, "requirements", hashing))
+    stale = hashing + " A loan may show as available for a few seconds after it is taken."
+    stale += " Loan records must be consistent across devices once confirmed."
+    assert "non_functional" in met(grade(grader, "requirements", stale))
+    deep = "The tricky part is consistent hashing of the shelf index when a node joins."
+    assert "hard_part" not in met(grade(grader, "deep_dive", deep))
+
+
+def test_an_endpoint_line_supplies_no_read_or_write_rate(grader: OfflineGrader) -> None:
+    endpoints = (
+        "Members: 4M a day, each borrowing twice a week.\n"
+        "GET /v2/branches/{branch_id}/shelves returns 40 shelves per page.\n"
+        "POST /v3/loans takes member_id and book_id and returns 201."
+    )
+    assert "read_write_split" not in met(grade(grader, "estimation", endpoints))
+    rates = (
+        "Members: 4M a day. Catalogue reads: 4M x 20 searches = 80M/day, about 900/s. "
+        "Loan writes: 4M x 0.3 = 1.2M/day, about 14/s, so reads outnumber writes 60:1."
+    )
+    assert "read_write_split" in met(grade(grader, "estimation", rates))
+
+
+def test_a_key_named_in_a_signature_needs_its_purpose_said(grader: OfflineGrader) -> None:
+    bare = (
+        "POST /v1/holds(member_id, book_id, idempotency_key, api_key) returns 201 with hold_id. "
+        "GET /v1/holds?member_id=&cursor= returns the member's holds."
+    )
+    assert not {"idempotency", "auth"} & met(grade(grader, "api", bare))
+    explained = bare + (
+        " The api_key is verified at the gateway before the call reaches us, and a retried "
+        "POST with the same idempotency_key returns the first hold instead of placing another."
+    )
+    assert {"idempotency", "auth"} <= met(grade(grader, "api", explained))

@@ -1311,6 +1311,8 @@ class _CompiledCriterion:
     needs_quantity: bool = False
     # rubrics/grading.yaml's considered_rejection: "no cache, because ..." is a choice too
     rejection_counts: bool = False
+    # rubrics/grading.yaml's identifier_purpose: a bare `api_key` needs its purpose said
+    purpose: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -1345,7 +1347,11 @@ class OfflineGrader:
                 touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
                 quantity = self.rules.needs_quantity(phase.id, criterion.id)
                 rejection = self.rules.counts_rejection(phase.id, criterion.id)
-                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity, rejection))
+                purpose_src = self.rules.purpose_pattern(phase.id, criterion.id)
+                purpose = compile_cue(purpose_src) if purpose_src else None
+                compiled.append(
+                    _CompiledCriterion(criterion, ids, touch, quantity, rejection, purpose)
+                )
             self._criteria[phase.id] = compiled
 
     def _compile(self, raw: str, index: dict[str, int]) -> int:
@@ -1491,6 +1497,10 @@ class OfflineGrader:
                 if compiled.needs_quantity and not states_quantity(analysis.sentences[idx].text):
                     # "How many users?" matches a scale cue but puts no number on the table.
                     continue
+                if compiled.purpose is not None and not self._purpose_said(
+                    compiled.purpose, self._patterns[pid], analysis, idx
+                ):
+                    continue
                 per_sentence.setdefault(idx, {})[pid] = strings
         if not per_sentence:
             return _CriterionOutcome(met=False, touched=self._touched(compiled, analysis))
@@ -1571,6 +1581,24 @@ class OfflineGrader:
                     candidates=outcome.candidates,
                 )
         return shared
+
+    @staticmethod
+    def _purpose_said(
+        purpose: re.Pattern[str], cue: re.Pattern[str], analysis: TextAnalysis, idx: int
+    ) -> bool:
+        """Does the sentence use the cue as a word, or say what the identifier it names does?
+
+        "idempotency_key" in a parameter list only shows a field; "an idempotency key, so a
+        retry returns the first order" or "api_key, checked at the gateway" says its purpose.
+        """
+        sentence = analysis.sentences[idx]
+        lowered = analysis.lowered
+        for match in cue.finditer(lowered, sentence.start, sentence.end):
+            a, b = match.span()
+            glued = lowered[a - 1 : a] == "_" or lowered[b : b + 1] == "_"
+            if "_" not in match.group(0) and not glued:
+                return True
+        return bool(purpose.search(lowered, sentence.start, sentence.end))
 
     def _touched(self, compiled: _CompiledCriterion, analysis: TextAnalysis) -> bool:
         """A `touch` cue matched in a sentence that is not a bare keyword list."""
