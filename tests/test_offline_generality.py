@@ -9,7 +9,7 @@ import pytest
 from coach.content import Content
 from coach.content.models import PhaseId
 from coach.grading.models import PhaseGrade
-from coach.grading.offline import OfflineGrader, is_keyword_list, is_negated
+from coach.grading.offline import OfflineGrader, is_keyword_list, is_negated, split_sentences
 from coach.grading.port import PhaseGradingRequest
 
 
@@ -177,3 +177,46 @@ def test_a_key_named_in_a_signature_needs_its_purpose_said(grader: OfflineGrader
         "POST with the same idempotency_key returns the first hold instead of placing another."
     )
     assert {"idempotency", "auth"} <= met(grade(grader, "api", explained))
+
+
+# --- speaker labels and headings ----------------------------------------------------------------
+
+
+def test_a_lone_question_label_is_the_candidates_own_question(grader: OfflineGrader) -> None:
+    """One "Q:" line is the candidate thinking aloud: what follows is still the answer."""
+    text = (
+        "Q: throttle per shop or per API key? Per API key, since one shop runs many apps.\n"
+        "Out of scope: billing and the dashboard. Assume 300k keys and 40k requests/s at "
+        "peak. Checks must add under 5 ms at p99 and a limiter outage must fail open."
+    )
+    sentences = split_sentences(text)
+    assert not any(s.interviewer for s in sentences)
+    graded = grade(grader, "requirements", text)
+    assert {"clarifying_questions", "scope", "scale"} <= met(graded)
+    assert graded.score >= 2
+
+
+def test_a_transcript_section_keeps_its_speakers(grader: OfflineGrader) -> None:
+    """A section cut from a transcript holds one exchange; the whole answer says who spoke."""
+    section = (
+        "Interviewer: Any questions on scope before you start?\n"
+        "Candidate: None, I'll just build it."
+    )
+    whole = (
+        "Interviewer: Design a parcel tracker.\nCandidate: Sure.\n" + section + "\n"
+        "Interviewer: How big?\nCandidate: Big."
+    )
+    graded = grader.grade_phase(
+        PhaseGradingRequest(phase="requirements", text=section, full_text=whole)
+    )
+    assert "clarifying_questions" not in met(graded)  # the interviewer's question is not hers
+
+
+@pytest.mark.parametrize("line", ["100M DAU", "40K QPS PEAK", "5 TB/DAY"])
+def test_a_figure_in_capitals_is_content_not_a_heading(line: str) -> None:
+    assert not split_sentences(line)[0].heading
+
+
+@pytest.mark.parametrize("line", ["DATA MODEL", "2) API", "STEP 3 ARCHITECTURE"])
+def test_capitalised_section_names_are_still_headings(line: str) -> None:
+    assert split_sentences(line)[0].heading

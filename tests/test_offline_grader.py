@@ -742,11 +742,13 @@ def test_split_sentences_keeps_exact_offsets_and_flags_turns() -> None:
         "## Estimation\n"
         "- 116 writes/s"
     )
-    sentences = split_sentences(text)
+    # One exchange is a transcript when the whole answer is one (labels on both sides, twice).
+    sentences = split_sentences(text, transcript=True)
     for sentence in sentences:
         assert text[sentence.start : sentence.end] == sentence.text
     by_text = {s.text: s for s in sentences}
     assert by_text["How big is it?"].interviewer
+    assert not any(s.interviewer for s in split_sentences(text))  # alone, it is not one
     assert not by_text["About 10M users."].interviewer
     assert "Reads dominate, e.g. 10:1." in by_text
     assert by_text["## Estimation"].heading

@@ -386,7 +386,10 @@ def _is_heading(line: str) -> bool:
         return True
     words = stripped.split()
     letters = [ch for ch in stripped if ch.isalpha()]
-    if letters and all(ch.isupper() for ch in letters) and len(words) <= 8:
+    numbered = bool(_HEADING_NUM.match(stripped) or _HEADING_STEP.match(stripped))
+    # "DATA MODEL" and "2) API" are headings; "100M DAU" is a figure in capitals.
+    figure = not numbered and any(ch.isdigit() for ch in stripped)
+    if letters and all(ch.isupper() for ch in letters) and len(words) <= 8 and not figure:
         return True
     ends_like_sentence = stripped[-1] in ".!?"
     if stripped.endswith(":") and len(words) <= 6:
@@ -404,18 +407,46 @@ def _is_heading(line: str) -> bool:
     )
 
 
-def split_sentences(text: str) -> list[Sentence]:
+# Speaker labels make a transcript only when both sides speak more than once: a lone
+# "Q: per user or per key? Per key." is the candidate thinking aloud, and everything after it
+# is still the candidate's answer.
+MIN_TURNS_PER_SPEAKER = 2
+
+
+@lru_cache(maxsize=64)
+def is_transcript(text: str) -> bool:
+    """At least MIN_TURNS_PER_SPEAKER labelled turns for the interviewer and the candidate.
+
+    Decide it on the whole answer: one phase's section of a transcript may hold a single
+    exchange, and its labels still mark who spoke.
+    """
+    asks = answers = 0
+    for line in text.splitlines():
+        speaker = _SPEAKER.match(line)
+        if speaker:
+            if _INTERVIEWER_LABEL.match(speaker.group(1)):
+                asks += 1
+            else:
+                answers += 1
+    return asks >= MIN_TURNS_PER_SPEAKER and answers >= MIN_TURNS_PER_SPEAKER
+
+
+def split_sentences(text: str, transcript: bool | None = None) -> list[Sentence]:
     """Split into sentences, bullets and code lines, keeping exact offsets into `text`.
 
     Interviewer turns in a transcript, headings and hidden HTML comments are kept but
-    flagged, so callers can skip them: they are not the candidate's answer.
+    flagged, so callers can skip them: they are not the candidate's answer. `transcript`
+    says whether speaker labels mark turns (see `is_transcript`); None decides from `text`.
     """
     hidden_spans = [(m.start(), m.end()) for m in _COMMENT.finditer(text)]
     sentences: list[Sentence] = []
+    lines = text.splitlines(keepends=True)
+    if transcript is None:
+        transcript = is_transcript(text)
     interviewer = False
     in_fence = False
     offset = 0
-    for line in text.splitlines(keepends=True):
+    for line in lines:
         line_start = offset
         offset += len(line)
         body = line.rstrip("\r\n")
@@ -428,7 +459,7 @@ def split_sentences(text: str) -> list[Sentence]:
             heading, spans = False, _code_line_spans(body)
         else:
             speaker, heading, spans = _line_layout(body)
-            if speaker is not None:
+            if speaker is not None and transcript:
                 interviewer = speaker
         for a, b in spans:
             start = line_start + a
@@ -665,9 +696,12 @@ def _whole_text_hits(
 
 
 @lru_cache(maxsize=64)
-def analyse(text: str) -> TextAnalysis:
-    """Sentences of `text` with the flags the graders use; cached, so repeat calls are free."""
-    sentences = split_sentences(text)
+def analyse(text: str, transcript: bool | None = None) -> TextAnalysis:
+    """Sentences of `text` with the flags the graders use; cached, so repeat calls are free.
+
+    `transcript`: whether speaker labels mark turns, when the whole answer decides it.
+    """
+    sentences = split_sentences(text, transcript)
     starts = [s.start for s in sentences]
     lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     flags = _text_flags(lowered, sentences, starts)
@@ -692,6 +726,7 @@ def analyse(text: str) -> TextAnalysis:
 def clear_caches() -> None:
     """Forget cached analyses (benchmarks use it to time cold runs)."""
     analyse.cache_clear()
+    is_transcript.cache_clear()
     sentence_flags.cache_clear()
     _FLAGS.clear()
     _line_layout.cache_clear()
@@ -1364,9 +1399,10 @@ class OfflineGrader:
 
     def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade:
         phase = self.content.phase(request.phase)
-        full = analyse(request.full_text) if request.full_text else None
+        transcript = is_transcript(request.full_text) if request.full_text else None
+        full = analyse(request.full_text, transcript) if request.full_text else None
         own_text = self._own_text(request)
-        section = analyse(own_text) if own_text.strip() else None
+        section = analyse(own_text, transcript) if own_text.strip() else None
         own = self._evaluate(phase, section) if section else {}
         elsewhere = self._look_elsewhere(phase, own, full) if full else {}
         if section is None:
@@ -1689,7 +1725,8 @@ class OfflineGrader:
         """
         reasons: list[str] = []
         own_text = self._own_text(request)
-        section = analyse(own_text) if own_text.strip() else None
+        transcript = is_transcript(request.full_text) if request.full_text else None
+        section = analyse(own_text, transcript) if own_text.strip() else None
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
