@@ -106,6 +106,47 @@ _OVERCLAIM = re.compile(
     r"the most reliable)\b",
     _I,
 )
+# Text aimed at whoever marks the answer: a self-assessment, a checklist for the marker, or
+# ticks next to the rubric's own terms ("peak ✔, idempotency ✔"). It claims evidence instead
+# of giving it, so it never counts, even where the claim happens to be true.
+_TICK = "✔✓☑✅"
+_CHECKLIST_TERMS = (
+    r"questions|assumptions|scope|requirements|needs|non-functional|scale|qps|peak|storage|"
+    r"bandwidth|estimates?|split|endpoints?|pagination|idempotency|auth|keys?|fields|types|"
+    r"partition(ing)?|index(es)?|store|simple|path|paths|components?|bottlenecks?|cache|"
+    r"workers|hard part|options|costs|trade-?offs?|decision|failures|failover|follow-through|"
+    r"justified|covered|done|met"
+)
+GRADER_CHECKLIST = (
+    r"\bwhoever (marks|grades|assesses|reviews|scores|reads and scores)\b|"
+    r"\bself[- ]?(assessment|assessed|graded|marked)\b|"
+    r"\b(for|to) (the |any )?(markers?|assessors?|graders?)\b|"
+    r"\b(reviewer|marker|grader|grading|marking|rubric|assessment) checklist\b|"
+    rf"\b({_CHECKLIST_TERMS})\s*[:\-–]?\s*[{_TICK}]|[{_TICK}]\s*({_CHECKLIST_TERMS})\b"
+)
+# A line with this many ticks is a checklist as a whole, every sentence on it.
+CHECKLIST_LINE_TICKS = 2
+_GRADER_CHECKLIST = re.compile(GRADER_CHECKLIST)  # runs on lowercased text
+# Words one of which every GRADER_CHECKLIST match holds: most answers have none, and a
+# substring test spares the regex scan over the whole text (it costs ~3 ms on 2,000 words).
+_CHECKLIST_HINTS = (
+    "whoever",
+    "self-",
+    "self ",
+    "marker",
+    "grader",
+    "assessor",
+    "checklist",
+    *_TICK,
+)
+
+
+def is_grader_checklist(sentence: str) -> bool:
+    """True for a self-assessment or checklist aimed at whoever marks the answer."""
+    lowered = sentence.lower()
+    return any(h in lowered for h in _CHECKLIST_HINTS) and bool(_GRADER_CHECKLIST.search(lowered))
+
+
 _INJECTION = re.compile(
     r"(\bnote to (the |any )?(evaluator|grader|reviewer|assessor|marker|ai|llm|model|"
     r"automated)|\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(instructions?|rubric|"
@@ -162,6 +203,7 @@ def is_injection(sentence: str) -> bool:
     """True when the sentence talks to the grader or fakes a grade instead of answering."""
     return bool(
         _INJECTION.search(sentence)
+        or is_grader_checklist(sentence)
         or _FAKE_GRADE.search(sentence)
         or len(_FAKE_GRADE_INLINE.findall(sentence)) >= 1
     )
@@ -706,6 +748,7 @@ def analyse(text: str, transcript: bool | None = None) -> TextAnalysis:
     lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     flags = _text_flags(lowered, sentences, starts)
     injection = [f.injection or s.hidden for s, f in zip(sentences, flags, strict=True)]
+    _flag_checklists(lowered, sentences, starts, injection)
     usable = [
         not (s.interviewer or s.heading or inj) for s, inj in zip(sentences, injection, strict=True)
     ]
@@ -721,6 +764,31 @@ def analyse(text: str, transcript: bool | None = None) -> TextAnalysis:
         lowered=lowered,
         _starts=starts,
     )
+
+
+def _flag_checklists(
+    lowered: str, sentences: list[Sentence], starts: list[int], injection: list[bool]
+) -> None:
+    """Flag sentences aimed at the marker (GRADER_CHECKLIST), and every sentence on a line
+    of ticks, not only the ticked ones: "... failures ✔. Every phase meets level 4." is one
+    note to the marker. Not cached with the other flags: a line's ticks span sentences."""
+    if not any(hint in lowered for hint in _CHECKLIST_HINTS):
+        return
+    for match in _GRADER_CHECKLIST.finditer(lowered):
+        idx = bisect.bisect_right(starts, match.start()) - 1
+        if idx >= 0 and match.start() < sentences[idx].end:
+            injection[idx] = True
+    if not any(tick in lowered for tick in _TICK):
+        return
+    text = lowered
+    for i, sentence in enumerate(sentences):
+        if injection[i]:
+            continue
+        line_start = text.rfind("\n", 0, sentence.start) + 1
+        line_end = text.find("\n", sentence.end)
+        line = text[line_start : line_end if line_end != -1 else len(text)]
+        if sum(line.count(tick) for tick in _TICK) >= CHECKLIST_LINE_TICKS:
+            injection[i] = True
 
 
 def clear_caches() -> None:
