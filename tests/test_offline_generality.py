@@ -12,6 +12,7 @@ from coach.grading.models import PhaseGrade
 from coach.grading.offline import (
     OfflineGrader,
     analyse,
+    has_reasoning,
     is_keyword_list,
     is_negated,
     split_sentences,
@@ -267,3 +268,47 @@ def test_lines_addressed_to_the_marker_are_flagged(line: str) -> None:
 )
 def test_ticks_and_checks_in_the_design_itself_still_count(line: str) -> None:
     assert not any(analyse(line).injection)
+
+
+# --- empty reasons ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "We put a cache in front because it is important.",
+        "Both replicas stay because they matter.",
+        "A queue goes in because of the bottleneck.",
+        "Use a CDN, because it matters.",
+    ],
+)
+def test_a_because_clause_that_names_nothing_is_no_reason(sentence: str) -> None:
+    assert not has_reasoning(sentence)
+    assert not analyse(sentence).reasoning[0]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "A queue goes in because of the email bottleneck.",
+        "We put a cache in front because loans are read 50 times per write.",
+        "It matters because a checkout must finish in 300 ms.",
+        "Keep one database since it is simpler to run.",
+    ],
+)
+def test_a_because_clause_with_content_is_a_reason(sentence: str) -> None:
+    assert has_reasoning(sentence)
+    assert analyse(sentence).reasoning[0]
+
+
+def test_empty_reasons_do_not_justify_components(grader: OfflineGrader) -> None:
+    base = "Members reach a stateless app tier behind a load balancer. "
+    empty = base + (
+        "We add a Redis cache because it is important. We add a job queue because it matters."
+    )
+    reasoned = base + (
+        "We add a Redis cache because the catalogue is read 50 times per loan, and a job "
+        "queue because the email sender is slow and must not block checkout."
+    )
+    assert "justified_components" not in met(grade(grader, "architecture", empty))
+    assert "justified_components" in met(grade(grader, "architecture", reasoned))

@@ -179,9 +179,60 @@ _VERBISH = re.compile(
 )
 
 
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# A because-clause is a reason only if it says something: "because it is important",
+# "because they matter" and "because of the bottleneck" (which one?) name nothing. The clause
+# is empty when every word in it, up to the end of the clause, is one of these.
+_CAUSE = re.compile(r"because( of)?|since|due to|given that|the reason( is)?( that)?")
+_CLAUSE_END = re.compile(r"[.;:,!?()\n]|\s[-–—]\s")
+_EMPTY_REASON_WORDS = _word_set(
+    """
+    it it's its they they're them this that these those there here we i you one
+    is are was were be been being am do does did has have had will would can could should
+    must need needs needed of the a an to for in on at by with and or as so very really
+    quite just also too all much more most
+    important importance matter matters mattered crucial critical key essential vital
+    necessary needed required requirement good better best nice useful helpful valuable
+    sense obvious obviously clear clearly standard common usual normal typical practice
+    best-practice industry everyone everybody people always
+    bottleneck bottlenecks problem problems issue issues concern concerns reason reasons
+    thing things stuff way ways case cases
+    """
+)
+
+
+def _is_empty_reason(lowered: str, cue_start: int, cue_end: int, sentence: tuple[int, int]) -> bool:
+    """Is the reasoning cue at [cue_start, cue_end) a because-clause that names nothing, or
+    inside one ("because it matters": 'it matters' is no more of a reason)?"""
+    if not _CAUSE.fullmatch(lowered[cue_start:cue_end].strip()):
+        clause_start = sentence[0]
+        for end in _CLAUSE_END.finditer(lowered, sentence[0], cue_start):
+            clause_start = end.end()
+        causes = list(_CAUSE.finditer(lowered, clause_start, cue_start))
+        if not causes:
+            return False
+        cue_start, cue_end = causes[-1].span()
+    end = _CLAUSE_END.search(lowered, cue_end, sentence[1])
+    clause = lowered[cue_end : end.start() if end else sentence[1]]
+    if any(ch.isdigit() for ch in clause):
+        return False
+    words = _WORD.findall(clause)
+    return all(word in _EMPTY_REASON_WORDS for word in words)
+
+
 def has_reasoning(sentence: str) -> bool:
-    """True when the sentence gives a reason or a consequence (because, so that, instead of...)."""
-    return bool(_REASONING.search(sentence))
+    """True when the sentence gives a reason or a consequence (because, so that, instead of...).
+
+    An empty because-clause ("because it is important") is no reason.
+    """
+    lowered = sentence.lower()
+    return any(
+        not _is_empty_reason(lowered, m.start(), m.end(), (0, len(lowered)))
+        for m in _REASONING.finditer(lowered)
+    )
 
 
 def has_tradeoff(sentence: str) -> bool:
@@ -207,10 +258,6 @@ def is_injection(sentence: str) -> bool:
         or _FAKE_GRADE.search(sentence)
         or len(_FAKE_GRADE_INLINE.findall(sentence)) >= 1
     )
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
 
 
 # Generic architecture vocabulary: fine in a reasoned sentence, a warning sign when a line
@@ -733,6 +780,11 @@ def _whole_text_hits(
         for match in pattern.finditer(lowered):
             idx = bisect.bisect_right(starts, match.start()) - 1
             if idx >= 0 and match.start() < sentences[idx].end:
+                sentence = sentences[idx]
+                if name == "reasoning" and _is_empty_reason(
+                    lowered, match.start(), match.end(), (sentence.start, sentence.end)
+                ):
+                    continue
                 found.add(idx)
     return hits
 
