@@ -312,3 +312,55 @@ def test_empty_reasons_do_not_justify_components(grader: OfflineGrader) -> None:
     )
     assert "justified_components" not in met(grade(grader, "architecture", empty))
     assert "justified_components" in met(grade(grader, "architecture", reasoned))
+
+
+# --- the same concept in other words ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phase", "criterion", "text"),
+    [
+        ("requirements", "scope", "Gift cards are not part of this exercise."),
+        ("requirements", "scope", "Things I'm not building: refunds, loyalty points."),
+        (
+            "deep_dive",
+            "follow_through",
+            "When a seat-lock node dies, its locks expire after 30 s.",
+        ),
+        ("estimation", "peak", "The busiest hour sees 4x the daily average, about 9K orders/s."),
+        ("estimation", "peak", "Ticket drops spike to 50K requests/s for the first minute."),
+        (
+            "api",
+            "idempotency",
+            "POST /v1/tickets carries a request token so a retry doesn't buy twice.",
+        ),
+        (
+            "data_model",
+            "partitioning_and_indexes",
+            "Orders are spread across 16 machines by venue_id.",
+        ),
+        (
+            "architecture",
+            "starts_simple",
+            "The first thing I'd build is one app server with one Postgres.",
+        ),
+    ],
+)
+def test_a_concept_said_in_other_words_still_counts(
+    grader: OfflineGrader, phase: PhaseId, criterion: str, text: str
+) -> None:
+    assert criterion in met(grade(grader, phase, text))
+
+
+@pytest.mark.parametrize(
+    ("phase", "criterion", "text"),
+    [
+        ("requirements", "scope", "This part of the problem is the hard one."),
+        ("estimation", "peak", "Traffic may spike sometimes."),
+        ("deep_dive", "follow_through", "When the user logs in, the page loads."),
+    ],
+)
+def test_the_other_words_still_need_the_concept(
+    grader: OfflineGrader, phase: PhaseId, criterion: str, text: str
+) -> None:
+    assert criterion not in met(grade(grader, phase, text))
