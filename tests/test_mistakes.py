@@ -476,3 +476,9 @@ def test_transcript_turns_drop_speaker_labels() -> None:
     ]
     for turn in turns:  # spans point into the original text
         assert all(text[line.start : line.end] == line.text for line in turn.lines)
+
+
+def test_labels_on_one_side_only_are_not_a_transcript() -> None:
+    """Two "Q:" lines of the candidate's own questions, no replies labelled: one turn."""
+    text = "Q: hourly or daily rollups? Hourly.\nStore rows in Postgres.\nQ: retention? 90 days."
+    assert [t.speaker for t in split_turns(text)] == ["candidate"]

@@ -25,7 +25,7 @@ from coach.grading.offline import (
     split_sentences,
 )
 from coach.grading.port import PhaseGradingRequest, PushbackExchange
-from coach.grading.scoring import score_from_criteria
+from coach.grading.scoring import score_from_criteria, share_score
 
 
 @pytest.fixture(scope="module")
@@ -359,6 +359,23 @@ def test_a_phase_with_no_section_is_graded_on_the_rest_of_the_answer(
     assert grade(grader, "api", "", "Clients call our API to book a ride.").score == 0
 
 
+def test_an_unanswered_phase_meets_nothing_and_says_it_got_no_answer(
+    grader: OfflineGrader,
+) -> None:
+    # A practice session: the candidate spoke in requirements, then moved on from the
+    # architecture phase without a word. One reasoned sentence from requirements is not
+    # an architecture answer, so nothing is quoted from it as if it were.
+    said_before = (
+        "Library members search the catalogue far more than they borrow, so reads of the "
+        "catalogue dominate and borrowing is a small write path."
+    )
+    graded = grade(grader, "architecture", "", said_before)
+    assert graded.score == 0
+    assert not [c for c in graded.criteria if c.met]
+    assert "no answer" in graded.feedback
+    assert "Good:" not in graded.feedback
+
+
 # --- padding, stuffing, headings, injection, arithmetic ------------------------------------------
 
 UNRELATED = (
@@ -535,6 +552,62 @@ def test_a_pushback_left_unanswered_caps_the_deep_dive_and_says_why(
     assert "pushback" in graded.next_step  # what to do about it, not a criterion already met
 
 
+# Four of the data model's five criteria, but no store named: the rubric caps it at 2.
+PARCELS_WITHOUT_A_STORE = (
+    "Tables: parcel(parcel_id UUID PK, sender_id BIGINT, status TEXT, created_at TIMESTAMP) "
+    "and scan(parcel_id UUID, depot_id INT, scanned_at TIMESTAMP, PRIMARY KEY (parcel_id, "
+    "scanned_at)).\nScans are partitioned by parcel_id so one parcel's history sits on one "
+    "node, with a secondary index on depot_id for the depot dashboard."
+)
+
+
+def test_a_missing_criterion_that_caps_the_phase_is_named_in_the_feedback(
+    grader: OfflineGrader, content: Content
+) -> None:
+    graded = grade(grader, "data_model", PARCELS_WITHOUT_A_STORE)
+    met = {c.id for c in graded.criteria if c.met}
+    phase = content.phase("data_model")
+    assert share_score(phase, met) > graded.score == 2
+    store = next(c for c in phase.criteria if c.id not in met)
+    assert f"Held at 2/4 because '{store.title.lower()}' is missing" in graded.feedback
+    assert f"{len(met)} of {len(phase.criteria)} criteria met" in graded.feedback
+
+
+def test_an_unhedged_claim_says_which_level_it_holds_the_phase_at(
+    grader: OfflineGrader,
+) -> None:
+    text = PARCELS_WITHOUT_A_STORE + (
+        " Cassandra is obviously the best database for this, it scales infinitely."
+    )
+    graded = grade(grader, "data_model", text)
+    assert graded.score == 1
+    assert "holds this phase at 1" in graded.feedback
+
+
+def test_every_score_held_below_its_criteria_says_why(
+    grader: OfflineGrader, content: Content
+) -> None:
+    """Whatever cap bites, the feedback or the grader notes name the level it holds."""
+    texts: list[tuple[PhaseId, str, tuple[PushbackExchange, ...]]] = [
+        ("data_model", PARCELS_WITHOUT_A_STORE, ()),
+        ("data_model", PARCELS_WITHOUT_A_STORE + " It never fails, obviously the best.", ()),
+        ("estimation", WRONG_ESTIMATES[0], ()),
+        ("estimation", WRONG_ESTIMATES[2], ()),
+        (
+            "deep_dive",
+            content.question("twitter").model_answers["deep_dive"],
+            (PushbackExchange(prompt=CHALLENGE, reply="fine"),),
+        ),
+    ]
+    for phase_id, text, pushbacks in texts:
+        graded = grade(grader, phase_id, text, pushbacks=pushbacks)
+        met = {c.id for c in graded.criteria if c.met}
+        if graded.score >= share_score(content.phase(phase_id), met):
+            continue
+        said = " ".join([graded.feedback, *graded.corrections])
+        assert f"at {graded.score}" in said or f"{graded.score}/4" in said, (phase_id, said)
+
+
 WRONG_ESTIMATES = [
     # a 1000x slip in the per-second rate
     "100M writes/day / 86,400 = about 1,157,000 writes/s. Peak 3x. Reads are 10x writes. "
@@ -669,11 +742,13 @@ def test_split_sentences_keeps_exact_offsets_and_flags_turns() -> None:
         "## Estimation\n"
         "- 116 writes/s"
     )
-    sentences = split_sentences(text)
+    # One exchange is a transcript when the whole answer is one (labels on both sides, twice).
+    sentences = split_sentences(text, transcript=True)
     for sentence in sentences:
         assert text[sentence.start : sentence.end] == sentence.text
     by_text = {s.text: s for s in sentences}
     assert by_text["How big is it?"].interviewer
+    assert not any(s.interviewer for s in split_sentences(text))  # alone, it is not one
     assert not by_text["About 10M users."].interviewer
     assert "Reads dominate, e.g. 10:1." in by_text
     assert by_text["## Estimation"].heading

@@ -32,7 +32,8 @@ _SPEAKER_RE = re.compile(
     re.IGNORECASE,
 )
 _INTERVIEWER_LABELS = {"interviewer", "int", "q"}
-MIN_INTERVIEWER_TURNS = 2  # fewer labelled interviewer lines: a "Q:" in prose, not a transcript
+# Fewer labelled turns on either side: a "Q:" in prose, not a transcript.
+MIN_INTERVIEWER_TURNS = 2
 
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
 _BULLET_RE = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)/])\s+")
@@ -94,7 +95,8 @@ def split_turns(text: str) -> list[Turn]:
     lines = _lines(text)
     labelled = [(line, _SPEAKER_RE.match(line.text)) for line in lines]
     interviewer_lines = sum(1 for _, m in labelled if m and m["who"].lower() in _INTERVIEWER_LABELS)
-    if interviewer_lines < MIN_INTERVIEWER_TURNS:
+    candidate_lines = sum(1 for _, m in labelled if m) - interviewer_lines
+    if min(interviewer_lines, candidate_lines) < MIN_INTERVIEWER_TURNS:
         return [Turn("candidate", tuple(lines))]
     turns: list[Turn] = []
     speaker, current = "candidate", []

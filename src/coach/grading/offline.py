@@ -38,7 +38,7 @@ from coach.grading.mistakes import injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
 from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
 from coach.grading.rules import load_rules
-from coach.grading.scoring import score_from_criteria
+from coach.grading.scoring import binding_cap, cap_reason, score_from_criteria
 
 if TYPE_CHECKING:
     from coach.content.loader import Content
@@ -51,6 +51,14 @@ UNANSWERED_PUSHBACK_CAP = 3
 PUSHBACK_REPLY_MIN_WORDS = 5
 # A criterion met only by words from another phase: the interviewer asked for it here.
 ELSEWHERE_NOTE = "Said in another phase of your answer, not this one, so it counts for less here."
+# A phase with no text of its own meets nothing and scores 0, unless the rest of the answer
+# covers it for real (an upload whose headings the splitter did not find): quoting another
+# phase's words as this one's evidence next to a 0 would praise an answer never given.
+NO_ANSWER_REASON = "This phase got no answer of its own, so nothing here can be credited."
+BORROWED_REASON = (
+    "No part of the answer was found for this phase, so its score comes only from what "
+    "the rest of the answer says about it."
+)
 ELSEWHERE_REASON = (
     "Part of what this phase needs was said in another phase, which counts one level lower: "
     "say it here, where the interviewer asks for it."
@@ -98,6 +106,47 @@ _OVERCLAIM = re.compile(
     r"the most reliable)\b",
     _I,
 )
+# Text aimed at whoever marks the answer: a self-assessment, a checklist for the marker, or
+# ticks next to the rubric's own terms ("peak ✔, idempotency ✔"). It claims evidence instead
+# of giving it, so it never counts, even where the claim happens to be true.
+_TICK = "✔✓☑✅"
+_CHECKLIST_TERMS = (
+    r"questions|assumptions|scope|requirements|needs|non-functional|scale|qps|peak|storage|"
+    r"bandwidth|estimates?|split|endpoints?|pagination|idempotency|auth|keys?|fields|types|"
+    r"partition(ing)?|index(es)?|store|simple|path|paths|components?|bottlenecks?|cache|"
+    r"workers|hard part|options|costs|trade-?offs?|decision|failures|failover|follow-through|"
+    r"justified|covered|done|met"
+)
+GRADER_CHECKLIST = (
+    r"\bwhoever (marks|grades|assesses|reviews|scores|reads and scores)\b|"
+    r"\bself[- ]?(assessment|assessed|graded|marked)\b|"
+    r"\b(for|to) (the |any )?(markers?|assessors?|graders?)\b|"
+    r"\b(reviewer|marker|grader|grading|marking|rubric|assessment) checklist\b|"
+    rf"\b({_CHECKLIST_TERMS})\s*[:\-–]?\s*[{_TICK}]|[{_TICK}]\s*({_CHECKLIST_TERMS})\b"
+)
+# A line with this many ticks is a checklist as a whole, every sentence on it.
+CHECKLIST_LINE_TICKS = 2
+_GRADER_CHECKLIST = re.compile(GRADER_CHECKLIST)  # runs on lowercased text
+# Words one of which every GRADER_CHECKLIST match holds: most answers have none, and a
+# substring test spares the regex scan over the whole text (it costs ~3 ms on 2,000 words).
+_CHECKLIST_HINTS = (
+    "whoever",
+    "self-",
+    "self ",
+    "marker",
+    "grader",
+    "assessor",
+    "checklist",
+    *_TICK,
+)
+
+
+def is_grader_checklist(sentence: str) -> bool:
+    """True for a self-assessment or checklist aimed at whoever marks the answer."""
+    lowered = sentence.lower()
+    return any(h in lowered for h in _CHECKLIST_HINTS) and bool(_GRADER_CHECKLIST.search(lowered))
+
+
 _INJECTION = re.compile(
     r"(\bnote to (the |any )?(evaluator|grader|reviewer|assessor|marker|ai|llm|model|"
     r"automated)|\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(instructions?|rubric|"
@@ -130,9 +179,60 @@ _VERBISH = re.compile(
 )
 
 
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# A because-clause is a reason only if it says something: "because it is important",
+# "because they matter" and "because of the bottleneck" (which one?) name nothing. The clause
+# is empty when every word in it, up to the end of the clause, is one of these.
+_CAUSE = re.compile(r"because( of)?|since|due to|given that|the reason( is)?( that)?")
+_CLAUSE_END = re.compile(r"[.;:,!?()\n]|\s[-–—]\s")
+_EMPTY_REASON_WORDS = _word_set(
+    """
+    it it's its they they're them this that these those there here we i you one
+    is are was were be been being am do does did has have had will would can could should
+    must need needs needed of the a an to for in on at by with and or as so very really
+    quite just also too all much more most
+    important importance matter matters mattered crucial critical key essential vital
+    necessary needed required requirement good better best nice useful helpful valuable
+    sense obvious obviously clear clearly standard common usual normal typical practice
+    best-practice industry everyone everybody people always
+    bottleneck bottlenecks problem problems issue issues concern concerns reason reasons
+    thing things stuff way ways case cases
+    """
+)
+
+
+def _is_empty_reason(lowered: str, cue_start: int, cue_end: int, sentence: tuple[int, int]) -> bool:
+    """Is the reasoning cue at [cue_start, cue_end) a because-clause that names nothing, or
+    inside one ("because it matters": 'it matters' is no more of a reason)?"""
+    if not _CAUSE.fullmatch(lowered[cue_start:cue_end].strip()):
+        clause_start = sentence[0]
+        for end in _CLAUSE_END.finditer(lowered, sentence[0], cue_start):
+            clause_start = end.end()
+        causes = list(_CAUSE.finditer(lowered, clause_start, cue_start))
+        if not causes:
+            return False
+        cue_start, cue_end = causes[-1].span()
+    end = _CLAUSE_END.search(lowered, cue_end, sentence[1])
+    clause = lowered[cue_end : end.start() if end else sentence[1]]
+    if any(ch.isdigit() for ch in clause):
+        return False
+    words = _WORD.findall(clause)
+    return all(word in _EMPTY_REASON_WORDS for word in words)
+
+
 def has_reasoning(sentence: str) -> bool:
-    """True when the sentence gives a reason or a consequence (because, so that, instead of...)."""
-    return bool(_REASONING.search(sentence))
+    """True when the sentence gives a reason or a consequence (because, so that, instead of...).
+
+    An empty because-clause ("because it is important") is no reason.
+    """
+    lowered = sentence.lower()
+    return any(
+        not _is_empty_reason(lowered, m.start(), m.end(), (0, len(lowered)))
+        for m in _REASONING.finditer(lowered)
+    )
 
 
 def has_tradeoff(sentence: str) -> bool:
@@ -154,13 +254,10 @@ def is_injection(sentence: str) -> bool:
     """True when the sentence talks to the grader or fakes a grade instead of answering."""
     return bool(
         _INJECTION.search(sentence)
+        or is_grader_checklist(sentence)
         or _FAKE_GRADE.search(sentence)
         or len(_FAKE_GRADE_INLINE.findall(sentence)) >= 1
     )
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
 
 
 # Generic architecture vocabulary: fine in a reasoned sentence, a warning sign when a line
@@ -378,7 +475,10 @@ def _is_heading(line: str) -> bool:
         return True
     words = stripped.split()
     letters = [ch for ch in stripped if ch.isalpha()]
-    if letters and all(ch.isupper() for ch in letters) and len(words) <= 8:
+    numbered = bool(_HEADING_NUM.match(stripped) or _HEADING_STEP.match(stripped))
+    # "DATA MODEL" and "2) API" are headings; "100M DAU" is a figure in capitals.
+    figure = not numbered and any(ch.isdigit() for ch in stripped)
+    if letters and all(ch.isupper() for ch in letters) and len(words) <= 8 and not figure:
         return True
     ends_like_sentence = stripped[-1] in ".!?"
     if stripped.endswith(":") and len(words) <= 6:
@@ -396,18 +496,46 @@ def _is_heading(line: str) -> bool:
     )
 
 
-def split_sentences(text: str) -> list[Sentence]:
+# Speaker labels make a transcript only when both sides speak more than once: a lone
+# "Q: per user or per key? Per key." is the candidate thinking aloud, and everything after it
+# is still the candidate's answer.
+MIN_TURNS_PER_SPEAKER = 2
+
+
+@lru_cache(maxsize=64)
+def is_transcript(text: str) -> bool:
+    """At least MIN_TURNS_PER_SPEAKER labelled turns for the interviewer and the candidate.
+
+    Decide it on the whole answer: one phase's section of a transcript may hold a single
+    exchange, and its labels still mark who spoke.
+    """
+    asks = answers = 0
+    for line in text.splitlines():
+        speaker = _SPEAKER.match(line)
+        if speaker:
+            if _INTERVIEWER_LABEL.match(speaker.group(1)):
+                asks += 1
+            else:
+                answers += 1
+    return asks >= MIN_TURNS_PER_SPEAKER and answers >= MIN_TURNS_PER_SPEAKER
+
+
+def split_sentences(text: str, transcript: bool | None = None) -> list[Sentence]:
     """Split into sentences, bullets and code lines, keeping exact offsets into `text`.
 
     Interviewer turns in a transcript, headings and hidden HTML comments are kept but
-    flagged, so callers can skip them: they are not the candidate's answer.
+    flagged, so callers can skip them: they are not the candidate's answer. `transcript`
+    says whether speaker labels mark turns (see `is_transcript`); None decides from `text`.
     """
     hidden_spans = [(m.start(), m.end()) for m in _COMMENT.finditer(text)]
     sentences: list[Sentence] = []
+    lines = text.splitlines(keepends=True)
+    if transcript is None:
+        transcript = is_transcript(text)
     interviewer = False
     in_fence = False
     offset = 0
-    for line in text.splitlines(keepends=True):
+    for line in lines:
         line_start = offset
         offset += len(line)
         body = line.rstrip("\r\n")
@@ -420,7 +548,7 @@ def split_sentences(text: str) -> list[Sentence]:
             heading, spans = False, _code_line_spans(body)
         else:
             speaker, heading, spans = _line_layout(body)
-            if speaker is not None:
+            if speaker is not None and transcript:
                 interviewer = speaker
         for a, b in spans:
             start = line_start + a
@@ -652,18 +780,27 @@ def _whole_text_hits(
         for match in pattern.finditer(lowered):
             idx = bisect.bisect_right(starts, match.start()) - 1
             if idx >= 0 and match.start() < sentences[idx].end:
+                sentence = sentences[idx]
+                if name == "reasoning" and _is_empty_reason(
+                    lowered, match.start(), match.end(), (sentence.start, sentence.end)
+                ):
+                    continue
                 found.add(idx)
     return hits
 
 
 @lru_cache(maxsize=64)
-def analyse(text: str) -> TextAnalysis:
-    """Sentences of `text` with the flags the graders use; cached, so repeat calls are free."""
-    sentences = split_sentences(text)
+def analyse(text: str, transcript: bool | None = None) -> TextAnalysis:
+    """Sentences of `text` with the flags the graders use; cached, so repeat calls are free.
+
+    `transcript`: whether speaker labels mark turns, when the whole answer decides it.
+    """
+    sentences = split_sentences(text, transcript)
     starts = [s.start for s in sentences]
     lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
     flags = _text_flags(lowered, sentences, starts)
     injection = [f.injection or s.hidden for s, f in zip(sentences, flags, strict=True)]
+    _flag_checklists(lowered, sentences, starts, injection)
     usable = [
         not (s.interviewer or s.heading or inj) for s, inj in zip(sentences, injection, strict=True)
     ]
@@ -681,9 +818,35 @@ def analyse(text: str) -> TextAnalysis:
     )
 
 
+def _flag_checklists(
+    lowered: str, sentences: list[Sentence], starts: list[int], injection: list[bool]
+) -> None:
+    """Flag sentences aimed at the marker (GRADER_CHECKLIST), and every sentence on a line
+    of ticks, not only the ticked ones: "... failures ✔. Every phase meets level 4." is one
+    note to the marker. Not cached with the other flags: a line's ticks span sentences."""
+    if not any(hint in lowered for hint in _CHECKLIST_HINTS):
+        return
+    for match in _GRADER_CHECKLIST.finditer(lowered):
+        idx = bisect.bisect_right(starts, match.start()) - 1
+        if idx >= 0 and match.start() < sentences[idx].end:
+            injection[idx] = True
+    if not any(tick in lowered for tick in _TICK):
+        return
+    text = lowered
+    for i, sentence in enumerate(sentences):
+        if injection[i]:
+            continue
+        line_start = text.rfind("\n", 0, sentence.start) + 1
+        line_end = text.find("\n", sentence.end)
+        line = text[line_start : line_end if line_end != -1 else len(text)]
+        if sum(line.count(tick) for tick in _TICK) >= CHECKLIST_LINE_TICKS:
+            injection[i] = True
+
+
 def clear_caches() -> None:
     """Forget cached analyses (benchmarks use it to time cold runs)."""
     analyse.cache_clear()
+    is_transcript.cache_clear()
     sentence_flags.cache_clear()
     _FLAGS.clear()
     _line_layout.cache_clear()
@@ -1303,6 +1466,8 @@ class _CompiledCriterion:
     needs_quantity: bool = False
     # rubrics/grading.yaml's considered_rejection: "no cache, because ..." is a choice too
     rejection_counts: bool = False
+    # rubrics/grading.yaml's identifier_purpose: a bare `api_key` needs its purpose said
+    purpose: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -1337,7 +1502,11 @@ class OfflineGrader:
                 touch = tuple(self._compile(raw, index) for raw in criterion.cues.touch)
                 quantity = self.rules.needs_quantity(phase.id, criterion.id)
                 rejection = self.rules.counts_rejection(phase.id, criterion.id)
-                compiled.append(_CompiledCriterion(criterion, ids, touch, quantity, rejection))
+                purpose_src = self.rules.purpose_pattern(phase.id, criterion.id)
+                purpose = compile_cue(purpose_src) if purpose_src else None
+                compiled.append(
+                    _CompiledCriterion(criterion, ids, touch, quantity, rejection, purpose)
+                )
             self._criteria[phase.id] = compiled
 
     def _compile(self, raw: str, index: dict[str, int]) -> int:
@@ -1350,11 +1519,16 @@ class OfflineGrader:
 
     def grade_phase(self, request: PhaseGradingRequest) -> PhaseGrade:
         phase = self.content.phase(request.phase)
-        full = analyse(request.full_text) if request.full_text else None
+        transcript = is_transcript(request.full_text) if request.full_text else None
+        full = analyse(request.full_text, transcript) if request.full_text else None
         own_text = self._own_text(request)
-        section = analyse(own_text) if own_text.strip() else None
+        section = analyse(own_text, transcript) if own_text.strip() else None
         own = self._evaluate(phase, section) if section else {}
         elsewhere = self._look_elsewhere(phase, own, full) if full else {}
+        if section is None:
+            borrowed = {cid for cid, outcome in elsewhere.items() if outcome.met}
+            if self._unanswered_score(phase, borrowed) == 0:
+                elsewhere = {}  # a stray mention elsewhere does not answer this phase
 
         results: list[CriterionResult] = []
         met_own: set[str] = set()
@@ -1368,7 +1542,7 @@ class OfflineGrader:
             if hit and hit.met and source is not None and hit.sentence is not None:
                 sentence = source.sentences[hit.sentence]
                 evidence = quote(source.text, sentence.start, sentence.end, hit.focus)
-                here = source is section or crit.cues.anywhere
+                here = source is section or (crit.cues.anywhere and section is not None)
                 results.append(
                     CriterionResult(
                         id=crit.id,
@@ -1390,6 +1564,8 @@ class OfflineGrader:
 
         score, reasons = self._score(phase, request, section, full, met_own, met_any, own)
         feedback, next_step = phase_feedback(phase, results, reasons, self.rules)
+        if reasons == [NO_ANSWER_REASON]:
+            feedback = NO_ANSWER_REASON  # not a list of everything it lacks
         # The LLM grader's detector too, so a passage aimed at the grader is reported alike.
         injected = injected_passages(own_text)
         return PhaseGrade(
@@ -1399,6 +1575,8 @@ class OfflineGrader:
             mistakes=[injection_finding(self.content, phase.id, injected[0])] if injected else [],
             feedback=feedback,
             next_step=next_step,
+            # The feedback says what held the score first; any further cap is noted here.
+            corrections=reasons[1:],
             source="offline",
             model=MODEL_NAME,
         )
@@ -1474,6 +1652,10 @@ class OfflineGrader:
                     continue
                 if compiled.needs_quantity and not states_quantity(analysis.sentences[idx].text):
                     # "How many users?" matches a scale cue but puts no number on the table.
+                    continue
+                if compiled.purpose is not None and not self._purpose_said(
+                    compiled.purpose, self._patterns[pid], analysis, idx
+                ):
                     continue
                 per_sentence.setdefault(idx, {})[pid] = strings
         if not per_sentence:
@@ -1556,6 +1738,24 @@ class OfflineGrader:
                 )
         return shared
 
+    @staticmethod
+    def _purpose_said(
+        purpose: re.Pattern[str], cue: re.Pattern[str], analysis: TextAnalysis, idx: int
+    ) -> bool:
+        """Does the sentence use the cue as a word, or say what the identifier it names does?
+
+        "idempotency_key" in a parameter list only shows a field; "an idempotency key, so a
+        retry returns the first order" or "api_key, checked at the gateway" says its purpose.
+        """
+        sentence = analysis.sentences[idx]
+        lowered = analysis.lowered
+        for match in cue.finditer(lowered, sentence.start, sentence.end):
+            a, b = match.span()
+            glued = lowered[a - 1 : a] == "_" or lowered[b : b + 1] == "_"
+            if "_" not in match.group(0) and not glued:
+                return True
+        return bool(purpose.search(lowered, sentence.start, sentence.end))
+
     def _touched(self, compiled: _CompiledCriterion, analysis: TextAnalysis) -> bool:
         """A `touch` cue matched in a sentence that is not a bare keyword list."""
         return any(
@@ -1601,23 +1801,41 @@ class OfflineGrader:
         own: dict[str, _CriterionOutcome],
     ) -> tuple[int, list[str]]:
         reasons: list[str] = []
-        if section is None and full is None:
-            return 0, ["Nothing was written for this phase."]
+        if section is None:
+            score = self._unanswered_score(phase, met_any)
+            if score == 0:
+                return 0, [NO_ANSWER_REASON]
+            capped = self._apply_caps(phase, request, section, score, reasons)
+            return capped, [*reasons, BORROWED_REASON]
         own_score = score_from_criteria(phase, met_own)
         any_score = score_from_criteria(phase, met_any)
-        if section is None and phase.id not in _SCOPING_PHASES:
-            # No section at all: real content elsewhere is the whole answer for this phase,
-            # but a stray mention (a lone 1) is not a phase the candidate reached.
-            score = any_score if any_score >= 2 else 0
-        else:
-            score = max(own_score, any_score - 1) if any_score > own_score else own_score
-        said_elsewhere = section is not None and own_score < score < any_score
+        score = max(own_score, any_score - 1) if any_score > own_score else own_score
+        said_elsewhere = own_score < score < any_score
         if score == 0 and any(o.touched for o in own.values()):
             score = 1
         capped = self._apply_caps(phase, request, section, score, reasons)
+        # A missing criterion that caps the phase (rubrics/phases.yaml's cap_if_unmet) is
+        # named when the score sits at that cap, so "4 of 5 met, 2/4" explains itself.
+        criterion = binding_cap(phase, met_own) if score == own_score else None
+        if criterion is not None and capped == criterion.cap_if_unmet:
+            reasons.insert(0, cap_reason(phase, criterion, met_own))
         if said_elsewhere and capped == score:  # a cap, when one applies, is what held it
             reasons.append(ELSEWHERE_REASON)
         return capped, reasons
+
+    @staticmethod
+    def _unanswered_score(phase: Phase, met_elsewhere: set[str]) -> int:
+        """The score of a phase with no text of its own, from what the rest says about it.
+
+        Real content elsewhere (2 or more) is this phase's answer when the splitter found no
+        section for it; a stray mention (a lone 1) is not a phase the candidate reached.
+        Scoping done late never framed the design, so requirements found only elsewhere
+        count one level lower.
+        """
+        any_score = score_from_criteria(phase, met_elsewhere)
+        if phase.id in _SCOPING_PHASES:
+            return max(0, any_score - 1)
+        return any_score if any_score >= 2 else 0
 
     def hard_caps(self, request: PhaseGradingRequest) -> tuple[int, list[str]]:
         """The highest score the scoring guide's hard rules allow this phase, and why.
@@ -1627,7 +1845,8 @@ class OfflineGrader:
         """
         reasons: list[str] = []
         own_text = self._own_text(request)
-        section = analyse(own_text) if own_text.strip() else None
+        transcript = is_transcript(request.full_text) if request.full_text else None
+        section = analyse(own_text, transcript) if own_text.strip() else None
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
@@ -1642,6 +1861,21 @@ class OfflineGrader:
         return self._topic_cache[key]
 
     def _apply_caps(
+        self,
+        phase: Phase,
+        request: PhaseGradingRequest,
+        section: TextAnalysis | None,
+        score: int,
+        reasons: list[str],
+    ) -> int:
+        """The score after the scoring guide's hard rules; each rule that lowered it adds
+        one sentence to `reasons`, the one the score ends at first."""
+        found: list[str] = []
+        capped = self._hard_caps(phase, request, section, score, found)
+        reasons.extend(reversed(found))  # each cap only lowers, so the last one binds
+        return capped
+
+    def _hard_caps(
         self,
         phase: Phase,
         request: PhaseGradingRequest,
@@ -1721,14 +1955,13 @@ class OfflineGrader:
         if claims and score > 1:
             weighed = any(has_tradeoff(section.sentences[i].text) for i in content)
             score = score - 1 if weighed else 1
+            claim = quote(
+                section.text, section.sentences[claims[0]].start, section.sentences[claims[0]].end
+            )
+            why = ", costing a level," if weighed else ", with no trade-off weighed anywhere here,"
             reasons.append(
-                "Unhedged certainty about a contested claim ('"
-                + quote(
-                    section.text,
-                    section.sentences[claims[0]].start,
-                    section.sentences[claims[0]].end,
-                )
-                + "') costs points here."
+                f"Unhedged certainty about a contested claim ('{claim}'){why} holds this "
+                f"phase at {score}: say what the choice costs or where it stops holding."
             )
         return score
 

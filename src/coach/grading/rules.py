@@ -2,6 +2,8 @@
 
 - `quantity_evidence`: criteria about numbers, whose evidence must state a quantity.
 - `considered_rejection`: criteria a negated mention still meets when it gives a reason.
+- `identifier_purpose`: criteria a bare identifier (`api_key` in a parameter list) does not
+  meet unless its sentence says what it does; the value is that "says what it does" regex.
 - `beyond_criteria`: each phase's next step when every one of its criteria is met.
 
 The file is validated against the loaded rubric when a grader is built, so a criterion id
@@ -10,6 +12,7 @@ that does not exist, or a phase without a step, fails at start naming the file a
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +36,13 @@ class GradingRules(BaseModel):
         default_factory=dict,
         description="Per phase, the criteria a reasoned rejection ('no cache, because') meets.",
     )
+    identifier_purpose: dict[PhaseId, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per phase, criterion id -> regex of what the mechanism does; a cue matched only "
+            "as a code identifier counts when its sentence also matches it."
+        ),
+    )
     beyond_criteria: dict[PhaseId, str] = Field(
         description="Per phase, the next step when every criterion is met."
     )
@@ -50,6 +60,22 @@ class GradingRules(BaseModel):
 
     def counts_rejection(self, phase: PhaseId, criterion_id: str) -> bool:
         return criterion_id in self.considered_rejection.get(phase, frozenset())
+
+    def purpose_pattern(self, phase: PhaseId, criterion_id: str) -> str | None:
+        return self.identifier_purpose.get(phase, {}).get(criterion_id)
+
+    @field_validator("identifier_purpose")
+    @classmethod
+    def _valid_regexes(
+        cls, purposes: dict[PhaseId, dict[str, str]]
+    ) -> dict[PhaseId, dict[str, str]]:
+        for phase, by_id in purposes.items():
+            for criterion_id, pattern in by_id.items():
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{phase}.{criterion_id}: bad regex: {exc}") from exc
+        return purposes
 
 
 def load_rules(content: Content) -> GradingRules:
@@ -70,16 +96,26 @@ def load_rules(content: Content) -> GradingRules:
                 }
                 for field in ("quantity_evidence", "considered_rejection")
             }
+            | {
+                "identifier_purpose": {
+                    phase_id: {
+                        cid: pattern
+                        for cid, pattern in by_id.items()
+                        if cid in {c.id for c in content.phase(phase_id).criteria}
+                    }
+                    for phase_id, by_id in rules.identifier_purpose.items()
+                }
+            }
         )
     try:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError as exc:
         raise ContentError(f"{path}: file is missing; coach needs it to run.") from exc
     rules = _read(path, stamp)
-    for field in ("quantity_evidence", "considered_rejection"):
+    for field in ("quantity_evidence", "considered_rejection", "identifier_purpose"):
         for phase_id, ids in getattr(rules, field).items():
             known = {c.id for c in content.phase(phase_id).criteria}
-            unknown = sorted(ids - known)
+            unknown = sorted(set(ids) - known)
             if unknown:
                 raise ContentError(
                     f"{path}: field '{field}.{phase_id}': unknown criterion ids "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from coach.content.models import Phase
+from coach.content.models import Criterion, Phase
 
 # Weighted share of criteria met -> level. A 4 needs nearly everything ("complete"), a 3
 # most of it ("small holes"), a 2 real content with obvious holes; anything met is a 1.
@@ -21,6 +21,42 @@ def met_fraction(phase: Phase, met: Iterable[str]) -> float:
     met_ids = set(met)
     total = sum(c.weight for c in phase.criteria)
     return sum(c.weight for c in phase.criteria if c.id in met_ids) / total
+
+
+def share_score(phase: Phase, met: Iterable[str]) -> int:
+    """The level the weighted share of met criteria gives, before any criterion's cap."""
+    fraction = met_fraction(phase, met)
+    if fraction == 0:
+        return 0
+    return next(level for floor, level in LEVELS if fraction >= floor)
+
+
+def binding_cap(phase: Phase, met: Iterable[str]) -> Criterion | None:
+    """The unmet criterion whose `cap_if_unmet` holds the score below what the share gives.
+
+    The lowest cap wins (it is the one the score sits at); among equal caps, the heaviest
+    criterion, since that is the one most worth adding. None when no cap bites.
+    """
+    met_ids = set(met)
+    level = share_score(phase, met_ids)
+    biting = [
+        c
+        for c in phase.criteria
+        if c.id not in met_ids and c.cap_if_unmet is not None and c.cap_if_unmet < level
+    ]
+    if not biting:
+        return None
+    return min(biting, key=lambda c: (c.cap_if_unmet, -c.weight, c.id))
+
+
+def cap_reason(phase: Phase, criterion: Criterion, met: Iterable[str]) -> str:
+    """One sentence naming the missing criterion that caps the phase, and at what."""
+    met_ids = set(met) & {c.id for c in phase.criteria}
+    return (
+        f"Held at {criterion.cap_if_unmet}/4 because '{criterion.title.lower()}' is missing: "
+        f"without it {phase.title.lower()} cannot score above {criterion.cap_if_unmet}, even "
+        f"with {len(met_ids)} of {len(phase.criteria)} criteria met."
+    )
 
 
 def score_from_criteria(phase: Phase, met: set[str]) -> int:
@@ -38,10 +74,7 @@ def score_from_criteria(phase: Phase, met: set[str]) -> int:
             f"unknown criterion ids for phase {phase.id!r}: {sorted(unknown)}; "
             f"known ids are {sorted(known)}"
         )
-    fraction = met_fraction(phase, met)
-    if fraction == 0:
-        return 0
-    score = next(level for floor, level in LEVELS if fraction >= floor)
+    score = share_score(phase, met)
     for criterion in phase.criteria:
         if criterion.id not in met and criterion.cap_if_unmet is not None:
             score = min(score, criterion.cap_if_unmet)
