@@ -665,6 +665,10 @@ ARITHMETIC = [
     ("100 + 365 ≈ 465 TB logical", False),
     ("62^7 ≈ 3.5 × 10^12 codes", False),
     ("Peak is about 3x the average.", False),
+    # an arrow that opens the next calculation, or follows a sum of different things, is "then"
+    ("a message is ~1 KB body + ~200 B headers → 40K msgs/s x 1.2 KB ≈ 48 MB/s", False),
+    ("each order = 3 items + 2 events → ~9K rows/s at peak", False),
+    ("20M uploads × 3 MB → 60 GB/day", True),  # an arrow after a product still states it
 ]
 
 
@@ -742,13 +746,14 @@ def test_split_sentences_keeps_exact_offsets_and_flags_turns() -> None:
         "## Estimation\n"
         "- 116 writes/s"
     )
-    # One exchange is a transcript when the whole answer is one (labels on both sides, twice).
-    sentences = split_sentences(text, transcript=True)
+    # "Interviewer:" spelled out marks a transcript even for one exchange (a lone "Q:" does not).
+    sentences = split_sentences(text)
     for sentence in sentences:
         assert text[sentence.start : sentence.end] == sentence.text
     by_text = {s.text: s for s in sentences}
     assert by_text["How big is it?"].interviewer
-    assert not any(s.interviewer for s in split_sentences(text))  # alone, it is not one
+    lone_q = text.replace("Interviewer:", "Q:").replace("Candidate:", "A:")
+    assert not any(s.interviewer for s in split_sentences(lone_q))
     assert not by_text["About 10M users."].interviewer
     assert "Reads dominate, e.g. 10:1." in by_text
     assert by_text["## Estimation"].heading
