@@ -379,8 +379,10 @@ MAX_CRITERIA_PER_PLAIN_SENTENCE = 2
 _CONCRETE = re.compile(r"\d|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|(^|\s)/[\w{]|\w\(|[{}=→]|->|`")
 
 
+@lru_cache(maxsize=8192)
 def _is_concrete(sentence: str) -> bool:
-    """Does the sentence pin something down (a number, an identifier, a path)?"""
+    """Does the sentence pin something down (a number, an identifier, a path)? Cached: each
+    criterion that could use a sentence asks again, and the scan is slow on plain prose."""
     return bool(_CONCRETE.search(sentence))
 
 
@@ -858,6 +860,7 @@ def clear_caches() -> None:
     _line_items.cache_clear()
     find_unitless_numbers.cache_clear()
     states_quantity.cache_clear()
+    _is_concrete.cache_clear()
 
 
 # --- topicality -------------------------------------------------------------------------------
