@@ -36,6 +36,7 @@ from coach.config import Settings
 from coach.content import Content
 from coach.engine import answer_from_facts
 from coach.slack import blocks
+from coach.slack.coach import command_word
 from coach.store import Store
 from coach.store.migrate import alembic_config, head_revision
 from conftest import empty_database
@@ -1088,3 +1089,19 @@ def test_the_manifest_points_every_slack_feature_at_the_one_route() -> None:
     }
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
     assert manifest["settings"]["socket_mode_enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("typed", "read_as"),
+    [
+        ("Next!", "next"),
+        ("next please", "next"),
+        ("Next, please!", "next"),
+        ("finish now", "finish"),
+        ("next, I would add a write-through cache", "next, i would add a write-through cache"),
+    ],
+)
+def test_a_polite_command_is_still_the_command_and_a_sentence_is_an_answer(
+    typed: str, read_as: str
+) -> None:
+    assert command_word(typed) == read_as

@@ -52,9 +52,18 @@ INVITE_HINT = (
 Respond = Callable[[str], Any]
 
 
+_POLITE = frozenset({"please", "pls", "thanks", "thank you", "now", "phase"})
+
+
 def command_word(text: str) -> str:
-    """'Next!', ' `next` ' and 'NEXT.' all read as the word `next`."""
-    return " ".join(text.strip().strip("`*_!.").lower().split())
+    """'Next!', ' `next` ', 'NEXT.' and 'next please' all read as the word `next`; a longer
+    message that starts with it ('next, I would add a cache') is an answer."""
+    word = " ".join(text.strip().strip("`*_!.").lower().split())
+    head, _, rest = word.partition(" ")
+    head = head.rstrip(",")
+    if head in ("next", "finish") and rest.strip(" ,!.") in _POLITE:
+        return head
+    return word
 
 
 class _StatusMessage:
