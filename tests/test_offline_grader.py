@@ -25,7 +25,7 @@ from coach.grading.offline import (
     split_sentences,
 )
 from coach.grading.port import PhaseGradingRequest, PushbackExchange
-from coach.grading.scoring import score_from_criteria, share_score
+from coach.grading.scoring import cap_reason, score_from_criteria, share_score
 
 
 @pytest.fixture(scope="module")
@@ -825,3 +825,17 @@ def test_score_from_criteria_is_monotonic(content: Content) -> None:
 def test_score_from_criteria_rejects_unknown_ids(content: Content) -> None:
     with pytest.raises(ValueError, match="unknown criterion ids"):
         score_from_criteria(content.phase("api"), {"endpoints", "no_such_criterion"})
+
+
+def test_feedback_keeps_acronyms_in_titles(grader: OfflineGrader, content: Content) -> None:
+    """Titles read inside sentences lose only a plain word's capital: 'RPCs' and 'API' stay."""
+    text = (
+        "POST /v1/invoices {customer_id, amount} returns 201 {invoice_id}; "
+        "GET /v1/invoices/{id} returns 200 {invoice} or 404."
+    )
+    graded = grade(grader, "api", text)
+    assert "concrete endpoints or RPCs" in graded.feedback
+    assert "rpcs" not in graded.feedback
+    api = content.phase("api")
+    capped = next(c for c in api.criteria if c.cap_if_unmet is not None)
+    assert "API design cannot score" in cap_reason(api, capped, ())
