@@ -25,7 +25,7 @@ from coach.grading.offline import (
     split_sentences,
 )
 from coach.grading.port import PhaseGradingRequest, PushbackExchange
-from coach.grading.scoring import score_from_criteria, share_score
+from coach.grading.scoring import cap_reason, score_from_criteria, share_score
 
 
 @pytest.fixture(scope="module")
@@ -681,6 +681,42 @@ def test_check_arithmetic(text: str, slip: bool) -> None:
         assert issue.quote in text
 
 
+# rates of the same thing stated in different places of the answer must agree
+RATE_CONSISTENCY = [
+    ("Shoppers place 3M orders per day.\nThe checkout service sees 900K orders/s.", True),
+    ("Shoppers place 3M orders per day.\nWe see 1,500 orders/s.", True),  # 43x the average
+    ("Shoppers place 3M orders per day.\nAt peak we see 1,500 orders/s.", False),  # peak
+    ("Shoppers place 3M orders per day.\nAt peak the service sees 300 orders/s.", False),
+    ("Shoppers place 3M orders per day.\nSearch traffic is 40K searches/s.", False),
+    ("Shoppers place 3M orders per day.\nOne Postgres primary can take 20K orders/s.", False),
+    ("Each shopper places 2 orders per day.\nOrders: 400K/s at peak.", False),  # one user's
+    ("Order writes: 9K/s. Order reads: 2K/s.\nThe store is read-heavy, so we cache.", True),
+    ("Order writes: 9K/s. Order reads: 2K/s.\nThe store is not read-heavy.", False),
+    ("Writes: 2K/s. Reads: 40K/s.\nReads dominate, so we add a cache.", False),
+    ("Fan-out writes: 90K/s. Reads: 20K/s.\nReads dominate, so we cache.", False),
+]
+
+
+@pytest.mark.parametrize(("text", "slip"), RATE_CONSISTENCY)
+def test_rates_are_checked_against_the_answers_own_figures(text: str, slip: bool) -> None:
+    issues = check_arithmetic(text)
+    assert bool(issues) is slip
+    for issue in issues:
+        assert issue.quote in text
+        assert "the answer's own" in issue.describe()
+
+
+def test_a_rate_that_contradicts_the_daily_figure_caps_estimation(grader: OfflineGrader) -> None:
+    estimate = (
+        "Riders book 2M trips per day, so about 23 trips/s on average and 70/s at peak. "
+        "Each trip is 2 KB, so 4 GB/day and 1.5 TB/year.\n"
+        "The booking service must handle 250K trips/s, because reads are 10x writes."
+    )
+    result = grade(grader, "estimation", estimate)
+    assert result.score <= 1
+    assert "250K trips/s" in result.feedback and "the answer's own" in result.feedback
+
+
 @pytest.mark.parametrize(
     ("text", "count"),
     [
@@ -789,3 +825,17 @@ def test_score_from_criteria_is_monotonic(content: Content) -> None:
 def test_score_from_criteria_rejects_unknown_ids(content: Content) -> None:
     with pytest.raises(ValueError, match="unknown criterion ids"):
         score_from_criteria(content.phase("api"), {"endpoints", "no_such_criterion"})
+
+
+def test_feedback_keeps_acronyms_in_titles(grader: OfflineGrader, content: Content) -> None:
+    """Titles read inside sentences lose only a plain word's capital: 'RPCs' and 'API' stay."""
+    text = (
+        "POST /v1/invoices {customer_id, amount} returns 201 {invoice_id}; "
+        "GET /v1/invoices/{id} returns 200 {invoice} or 404."
+    )
+    graded = grade(grader, "api", text)
+    assert "concrete endpoints or RPCs" in graded.feedback
+    assert "rpcs" not in graded.feedback
+    api = content.phase("api")
+    capped = next(c for c in api.criteria if c.cap_if_unmet is not None)
+    assert "API design cannot score" in cap_reason(api, capped, ())

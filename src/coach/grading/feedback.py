@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from coach.content.models import Criterion, Phase
 from coach.grading.models import CriterionResult
 from coach.grading.rules import GradingRules
+from coach.grading.scoring import in_sentence
 
 
 def phase_feedback(
@@ -28,13 +29,13 @@ def phase_feedback(
 
     `reasons` are the hard rules that capped the score, most important first.
     """
-    met = [r.title.lower() for r in results if r.met]
+    met = [in_sentence(r.title) for r in results if r.met]
     parts = []
     if met:
         parts.append(f"Good: {_join(met)}.")
     missing = unmet_criteria(phase, results)
     if missing:
-        parts.append(f"Missing: {_join([c.title.lower() for c in missing])}.")
+        parts.append(f"Missing: {_join([in_sentence(c.title) for c in missing])}.")
     else:
         parts.append("Every criterion for this phase is covered.")
     if reasons:
@@ -57,7 +58,7 @@ def next_step(
     """One concrete thing to do next; never a criterion that `results` marks met."""
     met = [c for c in phase.criteria if any(r.id == c.id and r.met for r in results)]
     for criterion in unmet_criteria(phase, results):
-        step = criterion.tip or f"Work on '{criterion.title.lower()}': {criterion.levels[4]}"
+        step = criterion.tip or f"Work on '{in_sentence(criterion.title)}': {criterion.levels[4]}"
         if not any(restates_criterion(step, done) for done in met):
             return step
     if reasons:

@@ -22,6 +22,7 @@ from coach.content.loader import Content
 from coach.content.models import MISTAKE_IDS, MistakeId, PhaseId
 from coach.grading.models import MistakeFinding
 from coach.grading.port import AnswerReviewRequest
+from coach.grading.scoring import in_sentence
 
 # --- Text structure ------------------------------------------------------------------------
 
@@ -228,7 +229,7 @@ def _skipping_requirements(answer: _Answer) -> Detection | None:
     grade = next((g for g in answer.request.phase_grades if g.phase == "requirements"), None)
     if grade is None or grade.score > SKIPPED_REQUIREMENTS_MAX_SCORE:
         return None
-    missing = [c.title.lower() for c in grade.criteria if not c.met]
+    missing = [in_sentence(c.title) for c in grade.criteria if not c.met]
     detail = f"; missing: {', '.join(missing)}" if missing else ""
     return Detection(
         None,

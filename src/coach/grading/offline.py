@@ -25,6 +25,7 @@ Reusable helpers for the other detectors (mistakes, splitter):
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -1018,6 +1019,8 @@ class ArithmeticIssue:
     quote: str
     stated: float
     expected: float
+    # for a claim checked against the answer's own figures elsewhere: what it was checked with
+    basis: str = ""
 
     @property
     def ratio(self) -> float:
@@ -1025,6 +1028,8 @@ class ArithmeticIssue:
         return high / low if low else float("inf")
 
     def describe(self) -> str:
+        if self.basis:
+            return f"'{self.quote}' {self.basis} (off by ~{self.ratio:,.0f}x)"
         return (
             f"'{self.quote}' states {_fmt(self.stated)} but the inputs give about "
             f"{_fmt(self.expected)} (off by ~{self.ratio:,.0f}x)"
@@ -1405,6 +1410,7 @@ def check_arithmetic(text: str) -> tuple[ArithmeticIssue, ...]:
     does not. Deliberately conservative: rounding and peak multipliers are not slips.
     """
     issues: list[ArithmeticIssue] = []
+    slip_lines: set[int] = set()
     offset = 0
     lines = text.split("\n")
     for idx, line in enumerate(lines):
@@ -1419,6 +1425,7 @@ def check_arithmetic(text: str) -> tuple[ArithmeticIssue, ...]:
         for start, end, stated, expected in _check_line(joined):
             if start >= len(line):
                 continue
+            slip_lines.add(idx)
             end = min(end, len(line))
             issues.append(
                 ArithmeticIssue(
@@ -1430,7 +1437,300 @@ def check_arithmetic(text: str) -> tuple[ArithmeticIssue, ...]:
                 )
             )
         offset += len(line) + 1
+    issues.extend(check_rate_consistency(text, frozenset(slip_lines)))
     return tuple(issues)
+
+
+# --- the answer's rates checked against each other ---------------------------------------------
+
+# Words around a rate that say how it was measured, not what is counted.
+_RATE_MODIFIERS = _word_set(
+    "peak avg average mean total overall sustained steady daily expected estimated about "
+    "roughly around approximately approx so the at new i e ie max maximum"
+)
+# What any request counts as when no other noun says what it is: "write QPS" is writes.
+_GENERIC_RATE_NOUNS = _word_set(
+    "request requests req reqs qps rps tps op ops operation operations call calls"
+)
+_LONG_PERIODS = frozenset({86400.0, 2.592e6, 3.1536e7})  # per day, month, year
+# A rate in a line that speaks of one user, shard or server is not the system's total.
+_PER_UNIT = re.compile(
+    r"\b(per|each|every|an?|one|average|avg|typical|single)\s+(?:active\s+|single\s+)?"
+    r"(user|customer|client|device|driver|rider|member|account|person|merchant|seller|tenant|"
+    r"player|host|server|shard|node|machine|instance|partition|broker|worker|region|pod|"
+    r"replica|core|thread|connection|key|room|channel|group|process|proc|box|vm|container|"
+    r"consumer|fetcher|cpu|disk|database|db)s?\b"
+    r"|\b(each|every)\s+(?!(day|hour|minute|second|month|year|week)s?\b)[a-z]",
+    _I,
+)
+# A daily total below this is one user's or one item's count, never the system's load.
+MIN_DAILY_TOTAL = 10_000
+# A capacity is not the load: "fine to ~20 pages/s", "Kafka can take 1M msgs/s", "up to 5K/s".
+_CAPACITY_BEFORE = re.compile(
+    r"\b(up to|(?:fine|good|ok|okay) (?:to|for|up to)|scales? to|can (?:do|take|handle|serve|"
+    r"sustain|absorb)|handles|supports|capacity(?: of)?|limit(?: of)?|ceiling(?: of)?|"
+    r"tops out at|sustains|benchmarks? at|under|below|over|above|than|budget(?: of)?|"
+    r"headroom(?: for)?)\b[\s~≈<>]*$",
+    _I,
+)
+CAPACITY_LOOKBACK = 25  # characters before a number where a capacity word applies
+_PEAK = re.compile(r"\b(peak|max|maximum|spikes?|burst|busiest|worst[- ]case)\b", _I)
+RATE_SLIP_RATIO = 8.0  # an average off by more than this from X/86,400 is a slip
+PEAK_ALLOWANCE = 10.0  # a rate called peak may be up to this much above the average
+# A claim that reads (or writes) dominate, checked against the answer's own read and write rates.
+_DOMINANCE = re.compile(
+    r"\b(?:(read|write)[- ](?:heavy|dominated|mostly|intensive)|(read|write)s\s+"
+    r"(?:dominate|dominates|outnumber|far outnumber)|mostly (read|write)s)\b",
+    _I,
+)
+DOMINANCE_MARGIN = 1.5  # every stated rate of the claimed side is this far below the other's
+
+
+@dataclass(frozen=True)
+class _Rate:
+    """One stated rate of a named thing, e.g. '100M uploads/day' or 'peak writes ~ 3,500/s'."""
+
+    noun: tuple[str, ...]
+    per_second: float
+    count: float  # the number as stated, before dividing by its period
+    long_period: bool  # per day, month or year (not a per-second figure)
+    peak: bool
+    quote: str
+    line: int
+
+
+# Words that end the noun of a rate: "116K reads/s on the hot path", "and 200K requests/s".
+_NOUN_STOP = _word_set(
+    "and or but for with at of in on to from by into over across above below before after "
+    "who which that it its this these those we i you they is are was were be means mean one "
+    "per each every a an the than then so as if when while times time x vs"
+)
+
+
+def _noun_words(words: Sequence[str]) -> list[str]:
+    """The words of `words` that can name what a rate counts, up to the first that cannot."""
+    kept: list[str] = []
+    for word in words:
+        word = word.lower()
+        if word in _NOUN_STOP or word in _PERIOD_SECONDS or "'" in word:
+            break
+        if word not in _BYTES and word not in _BITS:
+            kept.append(word)
+        if word.endswith("s") and word not in _GENERIC_RATE_NOUNS and len(word) > 3:
+            break  # a plural ends the noun: "1K writes/s fits", "500K updates/s we'd"
+    return kept
+
+
+def _noun_stem(word: str) -> str:
+    word = word.lower()
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _rate_noun(words: Sequence[str]) -> tuple[str, ...]:
+    """What a rate counts, as stems: 'write requests' and 'writes' are both ('write',)."""
+    kept = [w.lower() for w in words if w.lower() not in _RATE_MODIFIERS]
+    kept = [w for w in kept if w not in _MAGNITUDE]
+    if not kept:
+        return ()
+    specific = [w for w in kept if w not in _GENERIC_RATE_NOUNS]
+    return tuple(_noun_stem(w) for w in specific) if specific else ("request",)
+
+
+def _words_before(items: Sequence[object], pos: int) -> tuple[list[str], int | None]:
+    """Up to three words just before item `pos`, past a colon, '~', '=', 'is' or filler,
+    and where the first of them starts."""
+    words: list[str] = []
+    first: int | None = None
+    back = pos - 1
+    while back >= 0 and len(words) < 3:
+        prev = items[back]
+        if not isinstance(prev, tuple):
+            break
+        kind, raw = prev[0], prev[1].lower()
+        if kind == "word" and raw in _NOUN_STOP:
+            break
+        if kind == "word" and raw not in _FILLER and raw not in _EQ_WORDS:
+            words.insert(0, raw)
+            first = prev[2]
+        elif kind == "word" or (
+            kind in ("eq", "sep") and not words and raw in (":", "≈", "=", "~=", "is")
+        ):
+            pass
+        else:
+            break
+        back -= 1
+    return words, first
+
+
+def _line_rates(line: str, idx: int, offset: int, text: str) -> list[_Rate]:
+    """The rates stated in one line; each table cell is read on its own, so a column's label
+    never names the number in the next cell."""
+    if not _DIGIT.search(line):
+        return []
+    peak_line = bool(_PEAK.search(line))
+    rates: list[_Rate] = []
+    cell_start = 0
+    for cell in line.split("|"):
+        if _DIGIT.search(cell):
+            rates.extend(_cell_rates(cell, idx, offset + cell_start, text, peak_line))
+        cell_start += len(cell) + 1
+    return rates
+
+
+def _cell_rates(cell: str, idx: int, offset: int, text: str, peak: bool) -> list[_Rate]:
+    items = _line_items(cell)
+    rates: list[_Rate] = []
+    for pos, item in enumerate(items):
+        if not isinstance(item, _Qty) or item.factor or item.per_item or item.value <= 0:
+            continue
+        neighbours = (
+            items[pos - 1] if pos else None,
+            items[pos + 1] if pos + 1 < len(items) else None,
+        )
+        if any(
+            isinstance(n, tuple) and n[0] == "op" and n[1] in ("×", "*", "x") for n in neighbours
+        ):
+            continue  # a factor of a product: per user, per item
+        if _CAPACITY_BEFORE.search(cell[max(0, item.start - CAPACITY_LOOKBACK) : item.start]):
+            continue
+        if _PER_UNIT.search(_sentence_around(cell, item.start, item.end)):
+            continue
+        before, before_start = _words_before(items, pos)
+        period = item.period
+        if period is None and before and before[-1] in _RATE_WORDS:
+            period = _RATE_WORDS[before[-1]]  # "write QPS: 1,200"
+        if period != 1.0 and period not in _LONG_PERIODS:
+            continue
+        # "writes 1,200 QPS": the generic word after the number defers to the noun before it
+        noun, named = _rate_noun(_noun_words(item.words)), _rate_noun(_noun_words(before))
+        if not noun or (noun == ("request",) and named):
+            noun = named
+        if not noun:
+            continue
+        start = item.start if noun != named or before_start is None else before_start
+        if item.dim is not None:
+            noun = (*noun, item.dim)
+        rates.append(
+            _Rate(
+                noun=noun,
+                per_second=item.value / period,
+                count=item.value,
+                long_period=period in _LONG_PERIODS,
+                peak=peak,
+                quote=quote(text, offset + start, offset + item.end),
+                line=idx,
+            )
+        )
+    return rates
+
+
+_SENTENCE_END = re.compile(r"[.;!?](?=\s|$)")
+
+
+def _sentence_around(cell: str, start: int, end: int) -> str:
+    """The sentence of `cell` that holds [start, end): "Each trip is 2 KB." is not the
+    sentence of "Riders book 2M trips per day." on the same line."""
+    before = [m.end() for m in _SENTENCE_END.finditer(cell, 0, start)]
+    after = _SENTENCE_END.search(cell, end)
+    return cell[before[-1] if before else 0 : after.start() if after else len(cell)]
+
+
+def _fits(rate: _Rate, daily: _Rate) -> bool:
+    ratio = rate.per_second / daily.per_second
+    high = RATE_SLIP_RATIO * (PEAK_ALLOWANCE if rate.peak else 1.0)
+    return 1 / RATE_SLIP_RATIO <= ratio <= high
+
+
+@lru_cache(maxsize=64)
+def check_rate_consistency(
+    text: str, skip_lines: frozenset[int] = frozenset()
+) -> tuple[ArithmeticIssue, ...]:
+    """Per-second rates that no per-day (month, year) figure of the same thing explains,
+    and 'reads dominate' when every stated read rate is below every write rate.
+
+    Only rates of the same named thing are compared ('writes' with 'write QPS', never
+    'writes' with 'fan-out writes' or 'uploads'); rates per user, shard or server are left
+    out, and a rate called peak may sit up to 10x above the average.
+    """
+    rates: list[_Rate] = []
+    offset = 0
+    for idx, line in enumerate(text.split("\n")):
+        rates.extend(_line_rates(line, idx, offset, text))
+        offset += len(line) + 1
+    issues: list[ArithmeticIssue] = []
+    by_noun: dict[tuple[str, ...], list[_Rate]] = {}
+    for rate in rates:
+        if not rate.long_period or rate.count >= MIN_DAILY_TOTAL:
+            by_noun.setdefault(rate.noun, []).append(rate)
+    for group in by_noun.values():
+        daily = [r for r in group if r.long_period]
+        for rate in group:
+            if rate.long_period or not daily or rate.line in skip_lines:
+                continue
+            if any(issue.quote == rate.quote for issue in issues):
+                continue
+            if any(_fits(rate, d) for d in daily):
+                continue
+            basis = min(daily, key=lambda d: abs(math.log(rate.per_second / d.per_second)))
+            issues.append(
+                ArithmeticIssue(
+                    quote=rate.quote,
+                    stated=rate.per_second,
+                    expected=basis.per_second,
+                    basis=(
+                        f"does not fit the answer's own '{basis.quote}', which is about "
+                        f"{_fmt(basis.per_second)}/s on average"
+                    ),
+                )
+            )
+    issues.extend(_dominance_slips(text, by_noun))
+    return tuple(issues)
+
+
+def _dominance_slips(
+    text: str, by_noun: dict[tuple[str, ...], list[_Rate]]
+) -> list[ArithmeticIssue]:
+    """'Reads dominate' against the answer's read and write rates of the same thing
+    ('order reads' with 'order writes'; never 'fan-out writes' with 'reads')."""
+    pairs = [
+        (by_noun[noun], by_noun[(*noun[:-1], "write")])
+        for noun in by_noun
+        if noun[-1] == "read" and (*noun[:-1], "write") in by_noun
+    ]
+    if not pairs:
+        return []
+    reads = [r for group, _ in pairs for r in group]
+    writes = [w for _, group in pairs for w in group]
+    lowered = text.lower()
+    issues: list[ArithmeticIssue] = []
+    for match in _DOMINANCE.finditer(lowered):
+        side = next(g for g in match.groups() if g)
+        line_start = lowered.rfind("\n", 0, match.start()) + 1
+        if is_negated(lowered[line_start : match.start()][-60:]):
+            continue
+        claimed, other = (reads, writes) if side == "read" else (writes, reads)
+        top = max(r.per_second for r in claimed)
+        least = min(r.per_second for r in other)
+        if top * DOMINANCE_MARGIN > least:
+            continue
+        issues.append(
+            ArithmeticIssue(
+                quote=quote(text, match.start(), match.end()),
+                stated=top,
+                expected=least,
+                basis=(
+                    f"is contradicted by the answer's own rates: {side}s reach at most "
+                    f"{_fmt(top)}/s, below every stated {'write' if side == 'read' else 'read'} "
+                    f"rate ({_fmt(least)}/s or more)"
+                ),
+            )
+        )
+        break
+    return issues
 
 
 _BARE_END = re.compile(r"^\s*([.;!?]|$)")

@@ -53,8 +53,8 @@ def cap_reason(phase: Phase, criterion: Criterion, met: Iterable[str]) -> str:
     """One sentence naming the missing criterion that caps the phase, and at what."""
     met_ids = set(met) & {c.id for c in phase.criteria}
     return (
-        f"Held at {criterion.cap_if_unmet}/4 because '{criterion.title.lower()}' is missing: "
-        f"without it {phase.title.lower()} cannot score above {criterion.cap_if_unmet}, even "
+        f"Held at {criterion.cap_if_unmet}/4 because '{in_sentence(criterion.title)}' is missing: "
+        f"without it {in_sentence(phase.title)} cannot score above {criterion.cap_if_unmet}, even "
         f"with {len(met_ids)} of {len(phase.criteria)} criteria met."
     )
 
@@ -79,3 +79,11 @@ def score_from_criteria(phase: Phase, met: set[str]) -> int:
         if criterion.id not in met and criterion.cap_if_unmet is not None:
             score = min(score, criterion.cap_if_unmet)
     return score
+
+
+def in_sentence(title: str) -> str:
+    """A criterion or phase title as it reads inside a sentence: only a capital that starts a
+    plain word is lowered, so acronyms and names keep theirs ('API design', 'RPCs', 'QPS')."""
+    if len(title) > 1 and title[0].isupper() and title[1].islower():
+        return title[0].lower() + title[1:]
+    return title
