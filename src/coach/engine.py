@@ -45,6 +45,7 @@ from coach.grading.port import (
     PushbackExchange,
 )
 from coach.grading.report import build_report, even_score
+from coach.grading.scoring import in_sentence
 from coach.grading.upload import MISTAKES_STEP, announce, grading_step
 from coach.text_input import clean_text
 from coach.voice import InterviewerVoice, StaticVoice, VoiceKind
@@ -220,10 +221,10 @@ class InterviewEngine:
         if session.finished:
             self._editable(session)  # says it is finished, as every change refuses
         if session.phase != "requirements":
+            now = in_sentence(self.content.phase(session.phase).title)
             raise InterviewStateError(
                 "Clarifying questions belong in the requirements phase, and this interview is "
-                f"in {self.content.phase(session.phase).title.lower()}. State an assumption in "
-                "your answer instead."
+                f"in {now}. State an assumption in your answer instead."
             )
 
     def clarify(self, session: Session, text: str) -> Turn:
