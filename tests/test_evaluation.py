@@ -22,6 +22,7 @@ from coach.evaluation import (
     Label,
     evaluate_folder,
     length_baseline,
+    load_labels,
     render_table,
 )
 from coach.grading.models import MistakeFinding, PhaseGrade, TokenUsage
@@ -405,3 +406,23 @@ def test_offline_grader_meets_the_targets_on_the_dev_set(content: Content) -> No
     # Grading by length alone must do clearly worse than the grader.
     assert result.baseline.spearman is not None
     assert result.grader.spearman > result.baseline.spearman, report
+
+
+EXTRA_SETS = sorted(p.parent for p in (REPO_ROOT / "evalsets").glob("*/labels.json"))
+
+
+@pytest.mark.parametrize("folder", EXTRA_SETS, ids=lambda p: p.name)
+def test_the_extra_sets_load_and_the_grader_beats_length_on_each(
+    folder: Path, content: Content
+) -> None:
+    """The sets in evalsets/ (not the one the grader was tuned on): every answer is for a
+    bank question, and the grader ranks and scores them better than length alone does."""
+    titles = {q.title for q in content.questions.values()}
+    labels = load_labels(folder)
+    assert all(label.question in titles for label in labels)
+    result = evaluate_folder(folder, content=content, grader=OfflineGrader(content))
+    report = render_table(result)
+    assert result.grader.spearman is not None and result.baseline.spearman is not None
+    assert result.grader.spearman > result.baseline.spearman, report
+    assert result.grader.overall_mae is not None and result.baseline.overall_mae is not None
+    assert result.grader.overall_mae < result.baseline.overall_mae, report
