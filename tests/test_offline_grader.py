@@ -839,3 +839,38 @@ def test_feedback_keeps_acronyms_in_titles(grader: OfflineGrader, content: Conte
     api = content.phase("api")
     capped = next(c for c in api.criteria if c.cap_if_unmet is not None)
     assert "API design cannot score" in cap_reason(api, capped, ())
+
+
+# --- round 4: a traced path, a shown need, and the architecture levels ------------------------
+
+
+def test_one_storage_hop_is_not_a_traced_path(grader: OfflineGrader) -> None:
+    """'X is stored in a database' names where data lives; a path needs a second hop."""
+    one_hop = "We keep each order in a database so the shop knows what was bought."
+    placed = "We put a cache in front of the database, since orders are read far more than written."
+    traced = "The checkout service saves the order into Postgres and then publishes an event."
+    assert not _result(grade(grader, "architecture", one_hop), "data_paths").met
+    assert not _result(grade(grader, "architecture", placed), "data_paths").met
+    assert _result(grade(grader, "architecture", traced), "data_paths").met
+
+
+def test_a_purpose_clause_alone_does_not_justify_a_component(grader: OfflineGrader) -> None:
+    """'A queue so emails go out' says what the box is for; a need shows why it is there."""
+    purpose = "There is a queue and mailer workers so emails go out to every subscriber."
+    need = "A queue feeds the mailer workers because the provider throttles us at 50 sends/s."
+    assert not _result(grade(grader, "architecture", purpose), "justified_components").met
+    assert _result(grade(grader, "architecture", need), "justified_components").met
+
+
+def test_simple_start_justified_parts_and_a_traced_path_score_four(
+    grader: OfflineGrader,
+) -> None:
+    text = (
+        "Start with one app server and one Postgres; that holds our 300 writes/s. "
+        "A Redis cache sits in front of Postgres because reads are 40x writes. "
+        "Read path: client → LB → app → Redis → on a miss Postgres → fill the cache."
+    )
+    result = grade(grader, "architecture", text)
+    met = {c.id for c in result.criteria if c.met}
+    assert {"starts_simple", "justified_components", "data_paths"} <= met
+    assert result.score == 4

@@ -1788,6 +1788,8 @@ class _CompiledCriterion:
     rejection_counts: bool = False
     # rubrics/grading.yaml's identifier_purpose: a bare `api_key` needs its purpose said
     purpose: re.Pattern[str] | None = None
+    # rubrics/grading.yaml's need_shown: a reason must show the need, not only a purpose
+    need: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -1824,8 +1826,10 @@ class OfflineGrader:
                 rejection = self.rules.counts_rejection(phase.id, criterion.id)
                 purpose_src = self.rules.purpose_pattern(phase.id, criterion.id)
                 purpose = compile_cue(purpose_src) if purpose_src else None
+                need_src = self.rules.need_pattern(phase.id, criterion.id)
+                need = compile_cue(need_src) if need_src else None
                 compiled.append(
-                    _CompiledCriterion(criterion, ids, touch, quantity, rejection, purpose)
+                    _CompiledCriterion(criterion, ids, touch, quantity, rejection, purpose, need)
                 )
             self._criteria[phase.id] = compiled
 
@@ -1976,6 +1980,11 @@ class OfflineGrader:
                 if compiled.purpose is not None and not self._purpose_said(
                     compiled.purpose, self._patterns[pid], analysis, idx
                 ):
+                    continue
+                if compiled.need is not None and not compiled.need.search(
+                    analysis.lowered, analysis.sentences[idx].start, analysis.sentences[idx].end
+                ):
+                    # "A CDN so photos load quickly" says what a box is for, not why it is needed.
                     continue
                 per_sentence.setdefault(idx, {})[pid] = strings
         if not per_sentence:

@@ -4,6 +4,8 @@
 - `considered_rejection`: criteria a negated mention still meets when it gives a reason.
 - `identifier_purpose`: criteria a bare identifier (`api_key` in a parameter list) does not
   meet unless its sentence says what it does; the value is that "says what it does" regex.
+- `need_shown`: criteria about justifying a choice, whose evidence must show the need (a
+  number, a cause, a limit or a failure), not only a purpose ("a CDN so photos load fast").
 - `beyond_criteria`: each phase's next step when every one of its criteria is met.
 
 The file is validated against the loaded rubric when a grader is built, so a criterion id
@@ -43,6 +45,13 @@ class GradingRules(BaseModel):
             "as a code identifier counts when its sentence also matches it."
         ),
     )
+    need_shown: dict[PhaseId, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per phase, criterion id -> regex of a shown need; a reasoned sentence counts for "
+            "the criterion only when it also matches it."
+        ),
+    )
     beyond_criteria: dict[PhaseId, str] = Field(
         description="Per phase, the next step when every criterion is met."
     )
@@ -64,7 +73,10 @@ class GradingRules(BaseModel):
     def purpose_pattern(self, phase: PhaseId, criterion_id: str) -> str | None:
         return self.identifier_purpose.get(phase, {}).get(criterion_id)
 
-    @field_validator("identifier_purpose")
+    def need_pattern(self, phase: PhaseId, criterion_id: str) -> str | None:
+        return self.need_shown.get(phase, {}).get(criterion_id)
+
+    @field_validator("identifier_purpose", "need_shown")
     @classmethod
     def _valid_regexes(
         cls, purposes: dict[PhaseId, dict[str, str]]
@@ -97,14 +109,15 @@ def load_rules(content: Content) -> GradingRules:
                 for field in ("quantity_evidence", "considered_rejection")
             }
             | {
-                "identifier_purpose": {
+                field: {
                     phase_id: {
                         cid: pattern
                         for cid, pattern in by_id.items()
                         if cid in {c.id for c in content.phase(phase_id).criteria}
                     }
-                    for phase_id, by_id in rules.identifier_purpose.items()
+                    for phase_id, by_id in getattr(rules, field).items()
                 }
+                for field in ("identifier_purpose", "need_shown")
             }
         )
     try:
@@ -112,7 +125,7 @@ def load_rules(content: Content) -> GradingRules:
     except FileNotFoundError as exc:
         raise ContentError(f"{path}: file is missing; coach needs it to run.") from exc
     rules = _read(path, stamp)
-    for field in ("quantity_evidence", "considered_rejection", "identifier_purpose"):
+    for field in ("quantity_evidence", "considered_rejection", "identifier_purpose", "need_shown"):
         for phase_id, ids in getattr(rules, field).items():
             known = {c.id for c in content.phase(phase_id).criteria}
             unknown = sorted(set(ids) - known)
