@@ -874,3 +874,26 @@ def test_simple_start_justified_parts_and_a_traced_path_score_four(
     met = {c.id for c in result.criteria if c.met}
     assert {"starts_simple", "justified_components", "data_paths"} <= met
     assert result.score == 4
+
+
+def test_an_answer_made_of_the_rubrics_wording_scores_low_everywhere(
+    grader: OfflineGrader, content: Content
+) -> None:
+    """Describing what a good answer does, in the rubric's words, is not a design."""
+    from coach.grading.upload import grade_answer
+
+    text = (
+        "## Requirements\nI will state every assumption and name the core features. "
+        "I will say what is in scope and out of scope, with a reason. "
+        "I will put a number on the scale and tie each requirement to the product.\n\n"
+        "## Estimation\nI derive requests per second from users, for reads and for writes. "
+        "I give a peak from a stated multiplier and size storage per day and per year.\n\n"
+        "## Architecture\nI start with the simplest version that works and say where it breaks. "
+        "I add components one at a time, each answering a bottleneck. "
+        "I trace the write path and the read path end to end.\n\n"
+        "## Deep dive\nI pick the hard part and compare at least two options. "
+        "I make a decision and say what it gives up, and follow it through failure cases."
+    )
+    report = grade_answer(text, content=content, grader=grader, question_id="chat")
+    assert max(g.score for g in report.phases) <= 1
+    assert "keyword_stuffing" in {m.id for m in report.mistakes}

@@ -140,6 +140,7 @@ class _Answer:
     def __init__(self, request: AnswerReviewRequest) -> None:
         self.request = request
         self.text = request.full_text
+        self.content: Content | None = None  # the rubric, for the echo check
 
     @cached_property
     def turns(self) -> list[Turn]:
@@ -489,9 +490,65 @@ def _stuffed(answer: _Answer) -> bool:
     return _stuffing(answer).stuffed
 
 
+# --- rubric echo: the rubric's own wording with nothing concrete ----------------------------
+
+ECHO_GRAM = 3  # word trigrams
+ECHO_SENTENCE_SHARE = 0.25  # a sentence echoes when this share of its trigrams is rubric text
+ECHO_ANSWER_SHARE = 0.5  # an answer (or section) echoes when this share of its sentences do
+ECHO_MIN_SENTENCES = 6  # too few sentences to call an answer an echo
+_ECHO_WORD_RE = re.compile(r"[a-z0-9][a-z0-9'-]*")
+_ECHO_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
+_RUBRIC_GRAMS: dict[int, frozenset[tuple[str, ...]]] = {}
+
+
+def _grams(text: str) -> set[tuple[str, ...]]:
+    words = _ECHO_WORD_RE.findall(text.lower())
+    return {tuple(words[i : i + ECHO_GRAM]) for i in range(len(words) - ECHO_GRAM + 1)}
+
+
+def _rubric_grams(content: Content) -> frozenset[tuple[str, ...]]:
+    """Word trigrams of what the rubric says to the candidate (purposes, prompts, tips, levels)."""
+    key = id(content)
+    if key not in _RUBRIC_GRAMS:
+        grams: set[tuple[str, ...]] = set()
+        for phase in content.phases:
+            texts = [phase.purpose, phase.opening_question, *phase.prompts_to_hit]
+            for criterion in phase.criteria:
+                texts += [criterion.title, criterion.tip, *criterion.levels.values()]
+            for text in texts:
+                grams |= _grams(text)
+        _RUBRIC_GRAMS[key] = frozenset(grams)
+    return _RUBRIC_GRAMS[key]
+
+
+def rubric_echoes(content: Content, sentences: Sequence[str]) -> list[int]:
+    """Indices of the sentences that restate the rubric's wording with nothing concrete in
+    them (no number, identifier or path): "I derive requests per second, separately for
+    reads and writes, with the arithmetic right" describes the rubric, not a design."""
+    from coach.grading.offline import is_concrete
+
+    rubric = _rubric_grams(content)
+    out = []
+    for i, sentence in enumerate(sentences):
+        grams = _grams(sentence)
+        if len(grams) < ECHO_GRAM or is_concrete(sentence):
+            continue
+        if len(grams & rubric) >= ECHO_SENTENCE_SHARE * len(grams):
+            out.append(i)
+    return out
+
+
+def echoes_rubric(content: Content, sentences: Sequence[str]) -> bool:
+    """Is this text mostly the rubric's own wording (see `rubric_echoes`)?"""
+    counted = [s for s in sentences if len(_grams(s)) >= ECHO_GRAM]
+    if len(counted) < ECHO_MIN_SENTENCES:
+        return False
+    return len(rubric_echoes(content, counted)) >= ECHO_ANSWER_SHARE * len(counted)
+
+
 def _keyword_stuffing(answer: _Answer) -> Detection | None:
     if not _stuffed(answer):
-        return None
+        return _rubric_echo(answer)
     densest = max(answer.content_lines, key=lambda line: len(set(_named_terms([line]))))
     quote = _quote(densest.text)
     return Detection(quote, answer.phase_of(quote, None))
@@ -757,9 +814,26 @@ DETECTORS: dict[MistakeId, Detector] = {
 assert set(DETECTORS) == set(MISTAKE_IDS), "every mistake id needs a detector"
 
 
+def _rubric_echo(answer: _Answer) -> Detection | None:
+    """The rubric's vocabulary standing in for a design: keyword stuffing in sentences."""
+    if answer.content is None:
+        return None
+    lines = [s for line in answer.content_lines for s in _ECHO_SPLIT_RE.split(line.text)]
+    if not echoes_rubric(answer.content, lines):
+        return None
+    quote = _quote(lines[rubric_echoes(answer.content, lines)[0]])
+    return Detection(
+        quote,
+        answer.phase_of(quote, None),
+        note="Most sentences restate the rubric's wording with no number, name or path of "
+        "their own.",
+    )
+
+
 def detect_mistakes(content: Content, request: AnswerReviewRequest) -> list[MistakeFinding]:
     """Every mistake the rules find in the answer, in catalogue order, each with evidence."""
     answer = _Answer(request)
+    answer.content = content
     findings = []
     for mistake_id in MISTAKE_IDS:
         detection = DETECTORS[mistake_id](answer)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from coach.content.models import Criterion, Phase, PhaseId, Question
 from coach.evidence import CANDIDATE_REPORT, injected_passages, quantity_spans, states_quantity
 from coach.grading.feedback import phase_feedback
-from coach.grading.mistakes import injection_finding
+from coach.grading.mistakes import echoes_rubric, injection_finding
 from coach.grading.models import CriterionResult, MistakeFinding, PhaseGrade
 from coach.grading.port import AnswerReviewRequest, PhaseGradingRequest, SplitResult
 from coach.grading.rules import load_rules
@@ -385,6 +385,9 @@ def _is_concrete(sentence: str) -> bool:
     """Does the sentence pin something down (a number, an identifier, a path)? Cached: each
     criterion that could use a sentence asks again, and the scan is slow on plain prose."""
     return bool(_CONCRETE.search(sentence))
+
+
+is_concrete = _is_concrete
 
 
 _NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
@@ -1816,6 +1819,7 @@ class OfflineGrader:
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
         self._topic_cache: dict[tuple[str, str], Question | None] = {}
+        self._echo_cache: dict[tuple[str, str], bool] = {}
         index: dict[str, int] = {}
         for phase in content.phases:
             compiled = []
@@ -2179,6 +2183,17 @@ class OfflineGrader:
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
+    def _echoes(self, text: str) -> bool:
+        """Is the whole answer mostly the rubric's wording? Once per answer (six phases ask)."""
+        key = (text, "rubric-echo")
+        if key not in self._echo_cache:
+            if len(self._echo_cache) > 64:
+                self._echo_cache.clear()
+            full = analyse(text)
+            sentences = [full.sentences[i].text for i in full.content_sentences]
+            self._echo_cache[key] = echoes_rubric(self.content, sentences)
+        return self._echo_cache[key]
+
     def _other_topic(self, text: str, question: Question) -> Question | None:
         """`other_topic` against this grader's bank, once per answer (six phases ask)."""
         key = (text, question.id)
@@ -2220,6 +2235,16 @@ class OfflineGrader:
             return 0
         if section is not None:
             score = self._section_caps(section, score, reasons)
+        if request.full_text and score > 0 and self._echoes(request.full_text):
+            own = [section.sentences[i].text for i in section.content_sentences] if section else []
+            cap = 0 if not own or echoes_rubric(self.content, own) or len(own) < 3 else 1
+            if score > cap:
+                score = cap
+                reasons.append(
+                    "Most of this answer restates the rubric's own wording (what a good answer "
+                    "would do) with no number, name or path of its own, so this phase scores "
+                    f"{cap}: show the design itself, not a description of one."
+                )
         if request.question is not None and request.full_text and score > 0:
             other = self._other_topic(request.full_text, request.question)
             if other is not None:
