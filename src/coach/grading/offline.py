@@ -381,13 +381,10 @@ _CONCRETE = re.compile(r"\d|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|(^|\s)/[\w{
 
 
 @lru_cache(maxsize=8192)
-def _is_concrete(sentence: str) -> bool:
+def is_concrete(sentence: str) -> bool:
     """Does the sentence pin something down (a number, an identifier, a path)? Cached: each
     criterion that could use a sentence asks again, and the scan is slow on plain prose."""
     return bool(_CONCRETE.search(sentence))
-
-
-is_concrete = _is_concrete
 
 
 _NAME = r"[A-Z][\w.+#/-]*(?:\s[A-Z0-9][\w.+#/-]*){0,2}"
@@ -864,7 +861,7 @@ def clear_caches() -> None:
     _line_items.cache_clear()
     find_unitless_numbers.cache_clear()
     states_quantity.cache_clear()
-    _is_concrete.cache_clear()
+    is_concrete.cache_clear()
 
 
 # --- topicality -------------------------------------------------------------------------------
@@ -1819,7 +1816,7 @@ class OfflineGrader:
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
         self._topic_cache: dict[tuple[str, str], Question | None] = {}
-        self._echo_cache: dict[tuple[str, str], bool] = {}
+        self._echo_cache: dict[str, bool] = {}
         index: dict[str, int] = {}
         for phase in content.phases:
             compiled = []
@@ -2053,7 +2050,7 @@ class OfflineGrader:
             free = [
                 idx
                 for idx in outcome.candidates
-                if _is_concrete(analysis.sentences[idx].text)
+                if is_concrete(analysis.sentences[idx].text)
                 or used.get(idx, 0) < MAX_CRITERIA_PER_PLAIN_SENTENCE
             ]
             if not free:
@@ -2185,14 +2182,13 @@ class OfflineGrader:
 
     def _echoes(self, text: str) -> bool:
         """Is the whole answer mostly the rubric's wording? Once per answer (six phases ask)."""
-        key = (text, "rubric-echo")
-        if key not in self._echo_cache:
+        if text not in self._echo_cache:
             if len(self._echo_cache) > 64:
                 self._echo_cache.clear()
             full = analyse(text)
             sentences = [full.sentences[i].text for i in full.content_sentences]
-            self._echo_cache[key] = echoes_rubric(self.content, sentences)
-        return self._echo_cache[key]
+            self._echo_cache[text] = echoes_rubric(self.content, sentences)
+        return self._echo_cache[text]
 
     def _other_topic(self, text: str, question: Question) -> Question | None:
         """`other_topic` against this grader's bank, once per answer (six phases ask)."""
