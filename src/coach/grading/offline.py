@@ -27,10 +27,10 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from coach.content.models import Criterion, Phase, PhaseId, Question
 from coach.evidence import CANDIDATE_REPORT, injected_passages, quantity_spans, states_quantity
@@ -43,6 +43,8 @@ from coach.grading.scoring import binding_cap, cap_reason, score_from_criteria
 
 if TYPE_CHECKING:
     from coach.content.loader import Content
+
+T = TypeVar("T")
 
 MODEL_NAME = "offline-rules-v1"
 MAX_QUOTE = 200
@@ -1815,8 +1817,8 @@ class OfflineGrader:
         self.rules = load_rules(content)
         self._patterns: list[re.Pattern[str]] = []
         self._criteria: dict[PhaseId, list[_CompiledCriterion]] = {}
-        self._topic_cache: dict[tuple[str, str], Question | None] = {}
-        self._echo_cache: dict[str, bool] = {}
+        # whole-answer checks that each of the six phase grades asks for (_once_per_answer)
+        self._answer_checks: dict[tuple[str, str, str], object] = {}
         index: dict[str, int] = {}
         for phase in content.phases:
             compiled = []
@@ -2180,25 +2182,32 @@ class OfflineGrader:
         phase = self.content.phase(request.phase)
         return self._apply_caps(phase, request, section, 4, reasons), reasons
 
+    def _once_per_answer(self, check: str, text: str, scope: str, compute: Callable[[], T]) -> T:
+        """A whole-answer check computed once and reused by the answer's six phase grades;
+        a few dozen answers are kept, as a request grades one answer at a time."""
+        key = (check, text, scope)
+        if key not in self._answer_checks:
+            if len(self._answer_checks) > 64:
+                self._answer_checks.clear()
+            self._answer_checks[key] = compute()
+        return cast(T, self._answer_checks[key])
+
     def _echoes(self, text: str) -> bool:
-        """Is the whole answer mostly the rubric's wording? Once per answer (six phases ask)."""
-        if text not in self._echo_cache:
-            if len(self._echo_cache) > 64:
-                self._echo_cache.clear()
+        """Is the whole answer mostly the rubric's wording?"""
+
+        def echoes() -> bool:
             full = analyse(text)
             sentences = [full.sentences[i].text for i in full.content_sentences]
-            self._echo_cache[text] = echoes_rubric(self.content, sentences)
-        return self._echo_cache[text]
+            return echoes_rubric(self.content, sentences)
+
+        return self._once_per_answer("rubric-echo", text, "", echoes)
 
     def _other_topic(self, text: str, question: Question) -> Question | None:
-        """`other_topic` against this grader's bank, once per answer (six phases ask)."""
-        key = (text, question.id)
-        if key not in self._topic_cache:
-            if len(self._topic_cache) > 64:
-                self._topic_cache.clear()
-            bank = list(self.content.questions.values())
-            self._topic_cache[key] = other_topic(text, question, bank)
-        return self._topic_cache[key]
+        """`other_topic` against this grader's bank."""
+        bank = self.content.questions.values()
+        return self._once_per_answer(
+            "other-topic", text, question.id, lambda: other_topic(text, question, list(bank))
+        )
 
     def _apply_caps(
         self,
