@@ -511,7 +511,8 @@ class SlackCoach:
                 max_bytes=settings.max_upload_bytes,
             )
             text = answer_text(data, name=name, max_bytes=settings.max_upload_bytes)
-            question_id = self._question_named(blocks.plain_from_slack(note))
+            named = self.content.question_named(blocks.plain_from_slack(note))
+            question_id = named.id if named else None
             self.grade_text(
                 team_id=team_id, user_id=user_id, text=text, question_id=question_id, filename=name
             )
@@ -519,12 +520,6 @@ class SlackCoach:
             self.client.chat_postMessage(
                 channel=self._dm(user_id), text=f"I could not grade {name}: {exc}"
             )
-
-    def _question_named(self, text: str) -> str | None:
-        """A question id when the note with a file names one ('twitter', 'my answer for the
-        url shortener question')."""
-        named = self.content.question_named(text)
-        return named.id if named else None
 
     def _dm(self, user_id: str) -> str:
         return str(self.client.conversations_open(users=user_id)["channel"]["id"])
